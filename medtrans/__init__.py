@@ -1,0 +1,9 @@
+"""medtrans: medical image representation learning on the OpenMMLab stack."""
+from .utils.compat import apply_compat
+from .version import __version__
+
+# The stack needs its workarounds before mmseg is first imported, which the registries'
+# lazy imports can do at any time; importing medtrans is the earliest reliable point.
+apply_compat()
+
+__all__ = ['__version__']

@@ -1,0 +1,74 @@
+"""medtrans registries: children of MMEngine's root registries, scope ``medtrans``.
+
+A config with ``default_scope='medtrans'`` finds medtrans modules by bare name, MMEngine's and
+MMCV's through the parent, and other packages' with their scope prefix (``mmseg.ASPPHead``).
+``locations`` lets a registry import the modules that fill it on first lookup.
+"""
+from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
+from mmengine.registry import Registry
+
+__all__ = [
+    'RUNNERS', 'LOOPS', 'HOOKS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
+    'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
+    'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS', 'EVALUATOR', 'TASK_UTILS',
+    'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS'
+]
+
+RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='medtrans')
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='medtrans')
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='medtrans', locations=['medtrans.engine.hooks'])
+DATASETS = Registry(
+    'dataset', parent=MMENGINE_DATASETS, scope='medtrans', locations=['medtrans.datasets'])
+DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope='medtrans')
+TRANSFORMS = Registry(
+    'transform',
+    parent=MMENGINE_TRANSFORMS,
+    scope='medtrans',
+    locations=['medtrans.datasets.transforms'])
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, scope='medtrans', locations=['medtrans.models'])
+MODEL_WRAPPERS = Registry(
+    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope='medtrans',
+    locations=['medtrans.models'])
+WEIGHT_INITIALIZERS = Registry(
+    'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, scope='medtrans',
+    locations=['medtrans.models'])
+OPTIMIZERS = Registry(
+    'optimizer', parent=MMENGINE_OPTIMIZERS, scope='medtrans', locations=['medtrans.engine'])
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='medtrans',
+    locations=['medtrans.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    scope='medtrans', locations=['medtrans.engine'])
+PARAM_SCHEDULERS = Registry(
+    'parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, scope='medtrans',
+    locations=['medtrans.engine'])
+METRICS = Registry(
+    'metric', parent=MMENGINE_METRICS, scope='medtrans', locations=['medtrans.evaluation'])
+EVALUATOR = Registry(
+    'evaluator', parent=MMENGINE_EVALUATOR, scope='medtrans', locations=['medtrans.evaluation'])
+TASK_UTILS = Registry(
+    'task util', parent=MMENGINE_TASK_UTILS, scope='medtrans', locations=['medtrans.models'])
+VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope='medtrans')
+VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope='medtrans')
+LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope='medtrans')

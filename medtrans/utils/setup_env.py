@@ -1,0 +1,66 @@
+"""Registration of medtrans modules and of third-party plugins."""
+import datetime
+import warnings
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import List
+
+from mmengine import DefaultScope
+from mmengine.logging import print_log
+
+from .compat import apply_compat
+
+PLUGIN_GROUP = 'medtrans.plugins'
+
+
+def load_plugins() -> List[str]:
+    """Import every module announced in the ``medtrans.plugins`` entry-point group.
+
+    A third-party package registers its datasets and models by declaring, in its
+    ``setup.cfg``, ``medtrans.plugins = name = package.module``.
+
+    Returns:
+        list[str]: The imported module names.
+    """
+    eps = entry_points()
+    group = eps.select(group=PLUGIN_GROUP) if hasattr(eps, 'select') else eps.get(
+        PLUGIN_GROUP, [])
+    loaded = []
+    for ep in group:
+        try:
+            import_module(ep.value.split(':')[0])
+        except Exception as err:
+            raise ImportError(
+                f'medtrans plugin "{ep.name}" ({ep.value}) failed to import: {err}') from err
+        loaded.append(ep.value)
+    if loaded:
+        print_log(f'medtrans plugins loaded: {", ".join(loaded)}', logger='current')
+    return loaded
+
+
+def register_all_modules(init_default_scope: bool = True) -> None:
+    """Register all medtrans modules and installed plugins into the registries.
+
+    Args:
+        init_default_scope (bool): Whether to set the default scope to ``medtrans``, so that
+            registries build medtrans modules by bare name. Defaults to True.
+    """
+    apply_compat()
+    import medtrans.datasets  # noqa: F401
+    import medtrans.engine  # noqa: F401
+    import medtrans.evaluation  # noqa: F401
+    import medtrans.models  # noqa: F401
+    load_plugins()
+
+    if not init_default_scope:
+        return
+    never_created = (DefaultScope.get_current_instance() is None
+                     or not DefaultScope.check_instance_created('medtrans'))
+    if never_created:
+        DefaultScope.get_instance('medtrans', scope_name='medtrans')
+        return
+    current = DefaultScope.get_current_instance()
+    if current.scope_name != 'medtrans':
+        warnings.warn(f'The current default scope "{current.scope_name}" is not "medtrans"; '
+                      '`register_all_modules` switches it to "medtrans".')
+        DefaultScope.get_instance(f'medtrans-{datetime.datetime.now()}', scope_name='medtrans')
