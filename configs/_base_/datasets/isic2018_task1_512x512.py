@@ -1,0 +1,62 @@
+# ISIC 2018 Task 1 (lesion segmentation), official layout under data_root (docs/datasets.md).
+# The official training set is split 90/10 into train/val (seeded; the split record is saved in
+# the work dir); the official validation and test sets are used for testing when present.
+dataset_type = 'ISIC2018Task1Dataset'
+data_root = 'data/ISIC2018'
+crop_size = (512, 512)
+split_seed = 0
+split_file = '{work_dir}/splits/isic2018_task1_seed0.json'
+
+# The study: resize to 512x512, colour jitter, horizontal + vertical flips, random resized crop.
+train_pipeline = [
+    dict(type='LoadImageStrict'),
+    dict(type='LoadBinaryMask'),
+    dict(type='Resize', scale=crop_size, keep_ratio=False),
+    dict(type='RandomResize', scale=crop_size, ratio_range=(0.8, 1.2), keep_ratio=True),
+    dict(type='mmseg.RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(
+        type='RandomApply',
+        prob=0.8,
+        transforms=[
+            dict(
+                type='mmpretrain.ColorJitter',
+                brightness=0.2, contrast=0.2, saturation=0.1, hue=0.1)
+        ]),
+    dict(type='mmseg.PackSegInputs'),
+]
+# Masks stay at their original size: predictions are resized back and scored there.
+test_pipeline = [
+    dict(type='LoadImageStrict'),
+    dict(type='Resize', scale=crop_size, keep_ratio=False),
+    dict(type='LoadBinaryMask'),
+    dict(type='mmseg.PackSegInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type, data_root=data_root, split='train', split_seed=split_seed,
+        split_file=split_file, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type, data_root=data_root, split='val', split_seed=split_seed,
+        split_file=split_file, pipeline=test_pipeline, test_mode=True))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type, data_root=data_root, split='official_test',
+        pipeline=test_pipeline, test_mode=True))
+val_evaluator = dict(type='LesionSegMetric')
+test_evaluator = val_evaluator

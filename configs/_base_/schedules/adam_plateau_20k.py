@@ -1,0 +1,26 @@
+# The study's supervised recipe: Adam, 1,000 linear warm-up iterations, LR / 10 whenever the
+# validation metric stops improving, down to 1e-6; keep the best checkpoint. Iteration-based,
+# validating every 500 iterations; each validation is one step of the plateau scheduler.
+lr = 1e-4
+val_interval = 500
+monitor = 'IoU'
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=lr, weight_decay=0.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1000),
+    dict(
+        type='ReduceOnPlateauLR', monitor=monitor, rule='greater', factor=0.1, patience=4,
+        min_value=1e-6, by_epoch=True),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=20000, val_interval=val_interval)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=False, interval=val_interval, max_keep_ckpts=1,
+        save_best=monitor, rule='greater', save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='mmseg.SegVisualizationHook'),
+)

@@ -1,0 +1,11 @@
+# Baseline of the study's Table 2: DeepLabV3 with an ImageNet ResNet-50 (dilated, output stride 8).
+# `pretrained` is a local torchvision/timm ResNet-50 ImageNet state dict (no download).
+_base_ = [
+    '../_base_/models/deeplabv3_r50-d8.py',
+    '../_base_/datasets/isic2018_task1_512x512.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/adam_plateau_20k.py',
+]
+pretrained = 'checkpoints/resnet50_imagenet.pth'
+model = dict(
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)))

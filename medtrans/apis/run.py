@@ -1,0 +1,127 @@
+"""Assembling a run from a config: what ``tools/train.py`` and ``tools/test.py`` share."""
+import logging
+import os.path as osp
+from typing import Optional
+
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from medtrans.utils import init_cpu_distributed, register_all_modules, use_cpu_distributed
+
+__all__ = ['prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed']
+
+WORK_DIR_PLACEHOLDER = '{work_dir}'
+
+
+def fill_work_dir(node, work_dir: str):
+    """Replace the ``{work_dir}`` placeholder in every string of a config tree.
+
+    Configs name run-specific files (such as a dataset's split record) relative to the run's
+    work dir, which is only known once the command line is read.
+    """
+    if isinstance(node, str):
+        return node.replace(WORK_DIR_PLACEHOLDER, work_dir)
+    if isinstance(node, dict):
+        for key, value in node.items():
+            node[key] = fill_work_dir(value, work_dir)
+        return node
+    if isinstance(node, list):
+        return [fill_work_dir(value, work_dir) for value in node]
+    if isinstance(node, tuple):
+        return tuple(fill_work_dir(value, work_dir) for value in node)
+    return node
+
+
+def _enable_amp(cfg: Config) -> None:
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        print_log('AMP is already enabled in the config.', logger='current',
+                  level=logging.WARNING)
+        return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp needs optim_wrapper.type "OptimWrapper", got "{wrapper}".')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def prepare_config(cfg: Config,
+                   config_path: str,
+                   work_dir: Optional[str] = None,
+                   launcher: str = 'none',
+                   amp: bool = False,
+                   resume: bool = False,
+                   load_from: Optional[str] = None) -> Config:
+    """Complete a loaded config the way mmseg's tools do, plus medtrans' conventions.
+
+    Work dir priority: ``work_dir`` argument > ``cfg.work_dir`` > ``./work_dirs/<config name>``.
+    ``cfg.tensorboard = True`` adds a TensorBoard backend to the visualizer. On machines without
+    CUDA, a distributed launcher starts a gloo group (see :mod:`medtrans.utils.compat`).
+
+    Args:
+        cfg (Config): The loaded config; changed in place and returned.
+        config_path (str): Path the config was loaded from (names the default work dir).
+        work_dir (str, optional): Work dir from the command line. Defaults to None.
+        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'. Defaults to 'none'.
+        amp (bool): Use automatic mixed precision. Defaults to False.
+        resume (bool | str): True resumes from the latest checkpoint in the work dir; a path
+            resumes from that checkpoint. Defaults to False.
+        load_from (str, optional): Checkpoint to load the weights from. Defaults to None.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    for key in list(cfg.keys()):
+        if key != 'work_dir':
+            cfg[key] = fill_work_dir(cfg[key], cfg.work_dir)
+    if amp:
+        _enable_amp(cfg)
+    if isinstance(resume, str):
+        cfg.resume, cfg.load_from = True, resume
+    else:
+        cfg.resume = bool(resume)
+    if load_from is not None:
+        cfg.load_from = load_from
+    if cfg.get('tensorboard', False):
+        backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
+        if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+            backends.append(dict(type='TensorboardVisBackend'))
+    if use_cpu_distributed(launcher):
+        init_cpu_distributed(cfg)
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the MMEngine Runner (or ``cfg.runner_type`` from the registry) for a config."""
+    register_all_modules(init_default_scope=False)
+    if 'runner_type' in cfg:
+        from medtrans.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def enable_show_dir(cfg: Config, show_dir: str) -> Config:
+    """Make the test run save prediction overlays as PNG files under ``show_dir``.
+
+    Files land in ``show_dir/vis_data/vis_image/`` (MMEngine's local visualizer backend).
+    """
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError('--show-dir needs default_hooks.visualization '
+                       "(e.g. dict(type='mmseg.SegVisualizationHook')) in the config.")
+    hook['draw'] = True
+    hook['interval'] = 1
+    cfg.visualizer['save_dir'] = show_dir
+    return cfg
+
+
+def close_distributed() -> None:
+    """Destroy the process group; without it gloo runs sometimes abort at interpreter exit."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

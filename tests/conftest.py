@@ -1,0 +1,23 @@
+"""Shared test setup: medtrans's compat layer before anything imports mmseg; offline hub."""
+import os
+from pathlib import Path
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+import medtrans  # noqa: E402,F401  (applies the compat layer)
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = REPO_ROOT.parent / 'shared' / 'fixtures'
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f'real-data fixtures not found at {FIXTURES}')
+    return FIXTURES
