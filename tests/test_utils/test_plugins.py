@@ -1,0 +1,48 @@
+"""Third-party packages register modules via the entry point and via custom_imports."""
+import subprocess
+import sys
+import textwrap
+
+from medtrans.registry import MODELS
+from medtrans.utils import load_plugins, register_all_modules
+
+
+def test_entry_point_plugin_is_loaded():
+    loaded = load_plugins()
+    assert 'medtrans_example_plugin' in loaded
+    assert MODELS.get('TinyConvNet') is not None
+
+
+def test_register_all_modules_sets_scope_and_registers():
+    register_all_modules()
+    from mmengine.registry import DefaultScope
+    assert DefaultScope.get_current_instance().scope_name == 'medtrans'
+    assert MODELS.get('DeiT') is not None
+    assert MODELS.get('TinyConvNet') is not None
+
+
+def test_custom_imports_in_config_registers_plugin(tmp_path):
+    # A fresh interpreter, so that nothing is registered before the config is read.
+    cfg_file = tmp_path / 'plugin_cfg.py'
+    cfg_file.write_text(textwrap.dedent("""
+        custom_imports = dict(imports=['medtrans_example_plugin'], allow_failed_imports=False)
+        default_scope = 'medtrans'
+        model = dict(type='TinyConvNet', channels=8)
+    """))
+    code = textwrap.dedent(f"""
+        import torch
+        from mmengine.config import Config
+        from mmengine.registry import DefaultScope
+        import medtrans
+        from medtrans.registry import MODELS
+        assert 'TinyConvNet' not in MODELS.module_dict
+        cfg = Config.fromfile({str(cfg_file)!r})
+        with DefaultScope.overwrite_default_scope('medtrans'):
+            model = MODELS.build(cfg.model)
+        out = model(torch.zeros(1, 3, 32, 32))
+        print(tuple(out[-1].shape))
+    """)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith('(1, 8, 8, 8)')
