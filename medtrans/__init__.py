@@ -6,4 +6,6 @@ from .version import __version__
 # lazy imports can do at any time; importing medtrans is the earliest reliable point.
 apply_compat()
 
+from . import fileio  # noqa: E402,F401  (registers the atomic checkpoint backend)
+
 __all__ = ['__version__']

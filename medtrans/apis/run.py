@@ -40,8 +40,12 @@ def _enable_amp(cfg: Config) -> None:
         print_log('AMP is already enabled in the config.', logger='current',
                   level=logging.WARNING)
         return
-    if wrapper != 'OptimWrapper':
-        raise ValueError(f'--amp needs optim_wrapper.type "OptimWrapper", got "{wrapper}".')
+    if wrapper not in ('OptimWrapper', 'GuardedOptimWrapper'):
+        raise ValueError('--amp needs optim_wrapper.type "OptimWrapper" or '
+                         f'"GuardedOptimWrapper", got "{wrapper}".')
+    # AMP's gradient scaler itself skips updates with non-finite gradients.
+    for key in ('on_non_finite', 'max_consecutive_skips'):
+        cfg.optim_wrapper.pop(key, None)
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
 

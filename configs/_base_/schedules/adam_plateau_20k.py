@@ -4,7 +4,10 @@
 lr = 1e-4
 val_interval = 500
 monitor = 'IoU'
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=lr, weight_decay=0.0))
+# A NaN/inf loss or gradient stops the run before it reaches the weights ('skip' to go on).
+optim_wrapper = dict(
+    type='GuardedOptimWrapper', on_non_finite='raise',
+    optimizer=dict(type='Adam', lr=lr, weight_decay=0.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1000),
     dict(
@@ -20,7 +23,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=val_interval, max_keep_ckpts=1,
-        save_best=monitor, rule='greater', save_last=True),
+        save_best=monitor, rule='greater', save_last=True,
+        backend_args=dict(backend='medtrans_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='mmseg.SegVisualizationHook'),
 )

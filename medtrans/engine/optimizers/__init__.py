@@ -1,0 +1,3 @@
+from .guarded_optim_wrapper import GuardedOptimWrapper, NonFiniteError
+
+__all__ = ['GuardedOptimWrapper', 'NonFiniteError']
