@@ -1,1 +1,6 @@
-__all__ = []
+from .backbones import *  # noqa: F401,F403
+from .backbones import __all__ as _backbones
+from .necks import *  # noqa: F401,F403
+from .necks import __all__ as _necks
+
+__all__ = [*_backbones, *_necks]

@@ -1,1 +1,3 @@
-__all__ = []
+from .deit import DeiT
+
+__all__ = ['DeiT']

@@ -1,1 +1,3 @@
-__all__ = []
+from .cls_token_adapter import ClsTokenAdapter
+
+__all__ = ['ClsTokenAdapter']
