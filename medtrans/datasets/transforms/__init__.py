@@ -1,0 +1,3 @@
+from .loading import LoadBinaryMask, LoadImageStrict
+
+__all__ = ['LoadImageStrict', 'LoadBinaryMask']
