@@ -1,1 +1,4 @@
-__all__ = []
+from .hooks import MetricsJsonHook, SafeResumeHook
+from .optimizers import GuardedOptimWrapper, NonFiniteError
+
+__all__ = ['MetricsJsonHook', 'SafeResumeHook', 'GuardedOptimWrapper', 'NonFiniteError']

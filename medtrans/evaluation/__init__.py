@@ -1,1 +1,4 @@
-__all__ = []
+from . import functional
+from .metrics import LesionSegMetric
+
+__all__ = ['functional', 'LesionSegMetric']

@@ -1,1 +1,4 @@
-__all__ = []
+from .metrics_json_hook import MetricsJsonHook
+from .safe_resume_hook import SafeResumeHook
+
+__all__ = ['MetricsJsonHook', 'SafeResumeHook']

@@ -1,1 +1,3 @@
-__all__ = []
+from .lesion_seg_metric import LesionSegMetric
+
+__all__ = ['LesionSegMetric']
