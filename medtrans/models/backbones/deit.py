@@ -41,9 +41,10 @@ class DeiT(BaseModule):
     square or not: its position embeddings (for the ``img_size`` grid) are interpolated at run
     time to the input's patch grid. Height and width must be multiples of the patch size.
 
-    Weights are final once the module is built: random (``init``) or read from ``pretrained``.
-    Building is therefore enough for inference or feature extraction; ``init_weights()`` (called
-    by the Runner) applies ``init_cfg`` if one is given and never re-initialises the transformer.
+    A built module holds random weights (``init``); ``init_weights()``, which the Runner calls
+    before training, reads ``pretrained``, as mmseg backbones do with their ``init_cfg``. So a
+    config builds without its ImageNet file (to test a trained checkpoint, say), and a model
+    restored from a checkpoint never reads it.
 
     Loading ``pretrained`` (a timm / DeiT ImageNet state dict, ``.pth`` or ``.safetensors``,
     read with ``weights_only`` so the file cannot run code):
@@ -112,9 +113,9 @@ class DeiT(BaseModule):
             img_size=img_size,
             drop_path_rate=drop_path_rate,
             final_norm=final_norm,
-            # timm's initialisation is slow (truncated normals) and wasted when every
-            # parameter is then loaded or re-initialised below.
-            weight_init='' if init == 'timm' and pretrained is None else 'skip')
+            # timm's initialisation is slow (truncated normals) and wasted when the Kaiming
+            # initialisation below replaces it.
+            weight_init='' if init == 'timm' else 'skip')
         # MMEngine's init_weights() recurses into children that have an init_weights method;
         # timm's would overwrite the weights set here, so it is marked as initialised.
         self.vit.is_init = True
@@ -122,10 +123,15 @@ class DeiT(BaseModule):
         self.num_layers: int = len(self.vit.blocks)
         self.out_indices = self._normalise_indices(out_indices)
 
-        if pretrained is not None:
-            self._load_pretrained(pretrained)
-        elif init == 'kaiming':
+        if init == 'kaiming':
             self._kaiming_init()
+
+    def init_weights(self) -> None:
+        """Apply ``init_cfg`` and load ``pretrained`` (once; later calls change nothing)."""
+        first_call = not self.is_init
+        super().init_weights()
+        if first_call and self.pretrained is not None:
+            self._load_pretrained(self.pretrained)
 
     def _normalise_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
         indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)

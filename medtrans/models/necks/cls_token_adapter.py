@@ -22,15 +22,17 @@ def _check_positive_int(name: str, value) -> None:
 class ClsTokenAdapter(BaseModule):
     """Adapter from a ViT backbone (such as :class:`medtrans.models.DeiT`) to DeepLabV3.
 
-    Takes the last entry of the backbone's output, ``[patch_map (B, C, h, w), cls (B, C)]``
-    (or a bare patch map when the CLS token is not fused), fuses the CLS token, which summarises
-    the whole image, into every position of the patch map, optionally projects with a 1x1
-    convolution + norm + ReLU, and upsamples bilinearly to the requested output stride.
+    For each entry of the backbone's output, ``[patch_map (B, C, h, w), cls (B, C)]`` (or a bare
+    patch map when the CLS token is not fused), fuses the CLS token, which summarises the whole
+    image, into every position of the patch map and upsamples bilinearly to the requested
+    output stride. The last entry (the last block's tokens, for the DeepLabV3 head) is optionally
+    projected with a 1x1 convolution + norm + ReLU; earlier entries serve auxiliary heads.
     See ``docs/models.md``.
 
-    Channels of the output (the ``in_channels`` of the ASPP head): ``out_channels`` when set,
-    else ``2 * in_channels`` for ``'concat'`` and ``in_channels`` for ``'add'`` and ``'none'``;
-    also available as the attribute ``out_channels`` once built.
+    Channels of the last output (the ``in_channels`` of the ASPP head): ``out_channels`` when
+    set, else ``2 * in_channels`` for ``'concat'`` and ``in_channels`` for ``'add'`` and
+    ``'none'``; also available as the attribute ``out_channels`` once built. Earlier outputs
+    have the unprojected width.
 
     Args:
         in_channels (int): Channels C of the backbone's tokens (192 / 384 / 768 for DeiT-T/S/B).
@@ -90,18 +92,14 @@ class ClsTokenAdapter(BaseModule):
                 fused_channels, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
             self.out_channels = out_channels
 
-    def _split(self, inputs: Sequence) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        if not isinstance(inputs, (tuple, list)) or not inputs:
-            raise TypeError('ClsTokenAdapter expects the backbone output: a non-empty tuple '
-                            f'of feature entries, got {type(inputs).__name__}')
-        last = inputs[-1]
-        if isinstance(last, (tuple, list)):
-            if len(last) != 2:
-                raise ValueError('ClsTokenAdapter expects the last backbone entry to be '
-                                 f'[patch_map, cls_token], got {len(last)} tensors')
-            patch_map, cls_token = last
+    def _split(self, entry) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        if isinstance(entry, (tuple, list)):
+            if len(entry) != 2:
+                raise ValueError('ClsTokenAdapter expects each backbone entry to be '
+                                 f'[patch_map, cls_token], got {len(entry)} tensors')
+            patch_map, cls_token = entry
         else:
-            patch_map, cls_token = last, None
+            patch_map, cls_token = entry, None
         if patch_map.dim() != 4 or patch_map.shape[1] != self.in_channels:
             raise ValueError(f'ClsTokenAdapter: expected a patch map (B, {self.in_channels}, '
                              f'h, w), got shape {tuple(patch_map.shape)}; check in_channels')
@@ -115,22 +113,13 @@ class ClsTokenAdapter(BaseModule):
                                  f'does not match the patch map {tuple(patch_map.shape)}')
         return patch_map, cls_token
 
-    def forward(self, inputs: Sequence) -> Tuple[torch.Tensor]:
-        """Build the decode head's input map.
-
-        Args:
-            inputs (tuple): The backbone's output; only its last entry is used.
-
-        Returns:
-            tuple[torch.Tensor]: One map ``(B, out_channels, H / output_stride,
-            W / output_stride)``, for a decode head with ``in_index=0``.
-        """
-        x, cls_token = self._split(inputs)
+    def _fuse(self, entry, project: bool) -> torch.Tensor:
+        x, cls_token = self._split(entry)
         if self.fusion == 'concat':
             x = torch.cat([x, cls_token[:, :, None, None].expand_as(x)], dim=1)
         elif self.fusion == 'add':
             x = x + cls_token[:, :, None, None]
-        if self.proj is not None:
+        if project and self.proj is not None:
             # Projecting before upsampling is cheaper and, for a 1x1 conv, equivalent up to the
             # norm and activation.
             x = self.proj(x)
@@ -140,4 +129,22 @@ class ClsTokenAdapter(BaseModule):
                 size=(x.shape[2] * self.scale, x.shape[3] * self.scale),
                 mode='bilinear',
                 align_corners=self.align_corners)
-        return (x, )
+        return x
+
+    def forward(self, inputs: Sequence) -> Tuple[torch.Tensor, ...]:
+        """Build the heads' input maps.
+
+        Args:
+            inputs (tuple): The backbone's output, one entry per returned block.
+
+        Returns:
+            tuple[torch.Tensor]: One map per entry, in the same order, each
+            ``(B, C', H / output_stride, W / output_stride)``. The last (the DeepLabV3 head's,
+            ``in_index=-1``) is projected when ``out_channels`` is set; earlier ones, for
+            auxiliary heads, are fused and upsampled only.
+        """
+        if not isinstance(inputs, (tuple, list)) or not inputs:
+            raise TypeError('ClsTokenAdapter expects the backbone output: a non-empty tuple '
+                            f'of feature entries, got {type(inputs).__name__}')
+        last = len(inputs) - 1
+        return tuple(self._fuse(entry, project=i == last) for i, entry in enumerate(inputs))

@@ -17,6 +17,13 @@ class _Payload:
     """A custom class: pickling an instance of it makes a checkpoint unsafe to load."""
 
 
+
+def _loaded(**kwargs) -> DeiT:
+    """Build a DeiT and initialise it as the Runner does (which reads ``pretrained``)."""
+    model = DeiT(**kwargs)
+    model.init_weights()
+    return model
+
 @pytest.fixture(scope='module')
 def small_weights(tmp_path_factory):
     """A random timm DeiT-S with its ImageNet classifier, saved as .pth and .safetensors."""
@@ -49,7 +56,7 @@ def timm_reference(path: str, name: str = 'deit_small_patch16_224', **kwargs) ->
 
 @pytest.fixture(scope='module')
 def small_model(small_weights):
-    return DeiT(arch='deit-small', pretrained=small_weights['pth']).eval()
+    return _loaded(arch='deit-small', pretrained=small_weights['pth']).eval()
 
 
 @pytest.fixture(scope='module')
@@ -82,7 +89,7 @@ def test_imagenet_weights_match_timm_at_224(small_model, small_reference):
 
 
 def test_safetensors_loads_the_same_weights(small_weights, small_model):
-    model = DeiT(arch='deit-small', pretrained=small_weights['safetensors'])
+    model = _loaded(arch='deit-small', pretrained=small_weights['safetensors'])
     expected = small_model.state_dict()
     for key, value in model.state_dict().items():
         assert torch.equal(value, expected[key]), key
@@ -101,7 +108,7 @@ def test_other_input_sizes_match_timm_dynamic_img_size(small_model, small_refere
 
 def test_img_size_resamples_position_embeddings_as_timm(tiny_weights):
     size = (96, 160)  # non-square: a 6x10 grid from the checkpoint's 14x14
-    model = DeiT(arch='deit-tiny', img_size=size, pretrained=tiny_weights).eval()
+    model = _loaded(arch='deit-tiny', img_size=size, pretrained=tiny_weights).eval()
     reference = timm_reference(tiny_weights, 'deit_tiny_patch16_224', img_size=size)
     assert model.vit.pos_embed.shape == (1, 1 + 6 * 10, 192)
     torch.testing.assert_close(model.vit.pos_embed, reference.pos_embed, **TOL)
@@ -114,7 +121,7 @@ def test_img_size_resamples_position_embeddings_as_timm(tiny_weights):
 
 
 def test_patch8_from_patch16_weights_matches_timm(tiny_weights):
-    model = DeiT(arch='deit-tiny', patch_size=8, pretrained=tiny_weights).eval()
+    model = _loaded(arch='deit-tiny', patch_size=8, pretrained=tiny_weights).eval()
     reference = timm_reference(tiny_weights, 'deit_tiny_patch16_224', patch_size=8)
     assert model.vit.patch_embed.proj.weight.shape == (192, 3, 8, 8)
     assert model.vit.pos_embed.shape == (1, 1 + 28 * 28, 192)
@@ -134,15 +141,20 @@ def test_official_deit_release_layout_loads(small_weights, tmp_path):
     # The facebookresearch/deit .pth files wrap the state dict under 'model'.
     path = tmp_path / 'deit_small_official.pth'
     torch.save({'model': small_weights['state_dict']}, path)
-    model = DeiT(arch='deit-small', pretrained=str(path))
+    model = _loaded(arch='deit-small', pretrained=str(path))
     torch.testing.assert_close(
         model.vit.cls_token, small_weights['state_dict']['cls_token'], atol=0, rtol=0)
 
 
-def test_init_weights_keeps_loaded_weights(small_weights):
-    model = DeiT(arch='deit-small', pretrained=small_weights['pth'])
+def test_weights_load_in_init_weights_once(small_weights, tmp_path):
+    # Building reads nothing (a config builds without the file, e.g. to test a checkpoint);
+    # init_weights(), which the Runner calls before training, loads the file.
+    assert DeiT(arch='deit-small', pretrained=str(tmp_path / 'absent.pth')) is not None
+    model = _loaded(arch='deit-small', pretrained=small_weights['pth'])
+    torch.testing.assert_close(
+        model.vit.cls_token, small_weights['state_dict']['cls_token'], atol=0, rtol=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    model.init_weights()  # what the Runner calls; timm's own init must not run again
+    model.init_weights()  # a second call must not re-initialise or reload
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
 
@@ -167,8 +179,8 @@ def test_out_indices_and_final_norm_follow_timm_intermediates():
 
 def test_final_norm_off_returns_raw_last_block_and_ignores_checkpoint_norm(
         small_weights, small_reference):
-    model = DeiT(arch='deit-small', final_norm=False, output_cls_token=False,
-                 pretrained=small_weights['pth']).eval()
+    model = _loaded(arch='deit-small', final_norm=False, output_cls_token=False,
+                    pretrained=small_weights['pth']).eval()
     assert 'norm.weight' not in model.vit.state_dict()
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
@@ -184,7 +196,7 @@ def test_final_norm_off_returns_raw_last_block_and_ignores_checkpoint_norm(
 def test_missing_weight_file_names_path_and_field(tmp_path):
     path = tmp_path / 'nowhere' / 'deit_small.pth'
     with pytest.raises(FileNotFoundError, match='pretrained') as info:
-        DeiT(arch='deit-tiny', pretrained=str(path))
+        _loaded(arch='deit-tiny', pretrained=str(path))
     assert str(path) in str(info.value)
 
 
@@ -195,21 +207,21 @@ def test_unexpected_and_missing_keys_are_errors(small_weights, tmp_path):
     path = tmp_path / 'extra.pth'
     torch.save(state_dict, path)
     with pytest.raises(ValueError, match='blocks.0.extra_scale') as info:
-        DeiT(arch='deit-small', pretrained=str(path))
+        _loaded(arch='deit-small', pretrained=str(path))
     assert 'blocks.3.mlp.fc1.bias' in str(info.value)
     assert str(path) in str(info.value)
 
 
 def test_weights_of_another_arch_are_an_error(small_weights):
     with pytest.raises(ValueError, match=r'shape mismatches: .*blocks\.0\.attn\.qkv\.weight'):
-        DeiT(arch='deit-tiny', pretrained=small_weights['pth'])
+        _loaded(arch='deit-tiny', pretrained=small_weights['pth'])
 
 
 def test_pickled_object_checkpoint_is_refused(small_weights, tmp_path):
     path = tmp_path / 'with_object.pth'
     torch.save({'state_dict': small_weights['state_dict'], 'meta': _Payload()}, path)
     with pytest.raises(UnsafeCheckpointError):
-        DeiT(arch='deit-tiny', pretrained=str(path))
+        _loaded(arch='deit-tiny', pretrained=str(path))
 
 
 def _std(t: torch.Tensor) -> float:

@@ -66,11 +66,15 @@ def test_upsampling_is_bilinear_after_projection(features):
     torch.testing.assert_close(fine, expected)
 
 
-def test_uses_the_last_backbone_entry():
+def test_fuses_every_entry_and_projects_only_the_last():
     deep = [torch.randn(1, 8, 2, 3), torch.randn(1, 8)]
-    shallow = [torch.zeros(1, 8, 2, 3), torch.zeros(1, 8)]
-    out, = ClsTokenAdapter(8, fusion='add')((shallow, deep))
-    torch.testing.assert_close(out, deep[0] + deep[1][:, :, None, None])
+    shallow = [torch.randn(1, 8, 2, 3), torch.randn(1, 8)]
+    aux, main = ClsTokenAdapter(8, fusion='add')((shallow, deep))
+    torch.testing.assert_close(main, deep[0] + deep[1][:, :, None, None])
+    torch.testing.assert_close(aux, shallow[0] + shallow[1][:, :, None, None])
+    adapter = ClsTokenAdapter(8, fusion='concat', out_channels=4).eval()
+    aux, main = adapter((shallow, deep))
+    assert aux.shape == (1, 16, 2, 3) and main.shape == (1, 4, 2, 3)
 
 
 def test_none_fusion_accepts_a_backbone_without_cls_token():
