@@ -8,11 +8,10 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from medtrans.datasets.splits import WORK_DIR_PLACEHOLDER
 from medtrans.utils import init_cpu_distributed, register_all_modules, use_cpu_distributed
 
 __all__ = ['prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed']
-
-WORK_DIR_PLACEHOLDER = '{work_dir}'
 
 
 def fill_work_dir(node, work_dir: str):

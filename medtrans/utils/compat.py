@@ -97,7 +97,13 @@ def safe_load(filename: str, map_location=None) -> dict:
             'plain containers, and unpickling them could run code. medtrans loads every '
             'checkpoint with weights_only=True. If you trust the file, re-save its tensors '
             '(torch.save(state_dict)) or convert it to .safetensors. Details: '
-            f'{str(err).splitlines()[0]}') from None
+            f'{_unpickler_reason(err)}') from None
+
+
+def _unpickler_reason(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if 'Unsupported' in line or 'WeightsUnpickler' in line]
+    return (reasons or lines or [type(err).__name__])[0]
 
 
 def install_safe_checkpoint_loader() -> None:

@@ -28,6 +28,8 @@ def to_plain(obj: Any, path: str = 'checkpoint') -> Any:
     Raises:
         TypeError: A value of a type that weights-only loading cannot rebuild.
     """
+    if isinstance(obj, np.generic):  # before the primitives: np.float64 subclasses float
+        return obj.item()
     if isinstance(obj, _PRIMITIVES):
         return obj
     if isinstance(obj, HistoryBuffer):
@@ -41,8 +43,6 @@ def to_plain(obj: Any, path: str = 'checkpoint') -> Any:
         if obj.dtype == object:
             raise TypeError(f'{path}: numpy arrays of Python objects cannot be stored safely.')
         return {_TAG: 'ndarray', 'data': torch.from_numpy(np.ascontiguousarray(obj))}
-    if isinstance(obj, np.generic):
-        return obj.item()
     if isinstance(obj, dict):
         items = ((k, to_plain(v, f'{path}.{k}')) for k, v in obj.items())
         return OrderedDict(items) if isinstance(obj, OrderedDict) else dict(items)

@@ -23,6 +23,7 @@ def test_message_hub_and_rng_roundtrip():
     hub.update_scalar('train/loss', 0.5)
     hub.update_scalar('train/loss', np.float64(0.25))
     hub.update_info('best_score', np.float32(0.75))
+    hub.update_info('eta', np.float64(12.5))  # a float subclass: must not slip through
     hub.update_info('mask', np.arange(4, dtype=np.int16))
     state = OrderedDict(
         message_hub=hub.state_dict(),
@@ -34,6 +35,7 @@ def test_message_hub_and_rng_roundtrip():
     assert new_hub.get_scalar('train/loss').current() == 0.25
     assert new_hub.get_scalar('train/loss').mean() == pytest.approx(0.375)
     assert new_hub.get_info('best_score') == pytest.approx(0.75)
+    assert type(new_hub.get_info('eta')) is float
     assert new_hub.get_info('mask').dtype == np.int16
     random.setstate(restored['rng']['python'])
     np.random.set_state(restored['rng']['numpy'])

@@ -39,7 +39,8 @@ model = dict(
         num_classes=2,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+                         avg_non_ignore=True)),
     auxiliary_head=dict(
         type='FCNHead',
         in_channels=2 * embed_dims,
@@ -51,6 +52,7 @@ model = dict(
         num_classes=2,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4,
+                         avg_non_ignore=True)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -23,8 +23,7 @@ model = dict(
         norm_cfg=norm_cfg,
         norm_eval=False,
         style='pytorch',
-        contract_dilation=True,
-        init_cfg=None),
+        contract_dilation=True),
     decode_head=dict(
         type='ASPPHead',
         in_channels=2048,
@@ -35,7 +34,8 @@ model = dict(
         num_classes=2,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+                         avg_non_ignore=True)),
     auxiliary_head=dict(
         type='FCNHead',
         in_channels=1024,
@@ -47,6 +47,7 @@ model = dict(
         num_classes=2,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4,
+                         avg_non_ignore=True)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

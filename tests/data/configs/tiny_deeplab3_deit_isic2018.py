@@ -16,7 +16,7 @@ test_pipeline = [
 ]
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(arch='deit-tiny', img_size=crop_size[0], out_indices=(1, 3)),
+    backbone=dict(arch='deit-tiny', img_size=crop_size[0], out_indices=(5, 11)),
     neck=dict(in_channels=192),
     decode_head=dict(in_channels=384, channels=32),
     auxiliary_head=dict(in_channels=384, channels=16))
