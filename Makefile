@@ -20,6 +20,7 @@ $(STAMP): requirements.txt setup.cfg pyproject.toml projects/example_plugin/setu
 
 demo: $(STAMP)
 	$(PY) tools/misc/make_demo_data.py data/demo_isic2018
+	rm -rf work_dirs/demo
 	$(PY) tools/train.py configs/demo/deeplab3_deit_s_demo_isic2018.py --work-dir work_dirs/demo
 
 test: $(STAMP)

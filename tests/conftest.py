@@ -4,8 +4,9 @@ from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-import medtrans  # noqa: E402,F401  (applies the compat layer)
 import pytest  # noqa: E402
+
+import medtrans  # noqa: E402,F401  (applies the compat layer)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT.parent / 'shared' / 'fixtures'

@@ -29,7 +29,15 @@ def parse_args():
 def main():
     args = parse_args()
     # medtrans is imported after argument parsing so that --help stays fast.
-    from medtrans.apis import build_runner, close_distributed, prepare_config
+    from mmengine.dist import is_main_process
+
+    from medtrans.apis import (
+        build_runner,
+        check_work_dir,
+        close_distributed,
+        final_metrics_summary,
+        prepare_config,
+    )
     from medtrans.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
@@ -39,9 +47,12 @@ def main():
     resume = True if args.resume == 'auto' else (args.resume or False)
     prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
                    amp=args.amp, resume=resume)
+    check_work_dir(cfg)
     runner = build_runner(cfg)
     try:
         runner.train()
+        if is_main_process():
+            print(final_metrics_summary(runner), flush=True)
     finally:
         close_distributed()
 

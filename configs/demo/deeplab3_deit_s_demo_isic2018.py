@@ -6,7 +6,7 @@ data_root = 'data/demo_isic2018'
 crop_size = (128, 128)
 pretrained = None
 val_interval = 100
-max_iters = 600
+max_iters = 300
 
 train_pipeline = [
     dict(type='LoadImageStrict'),

@@ -1,3 +1,14 @@
-from .run import build_runner, close_distributed, enable_show_dir, fill_work_dir, prepare_config
+from .run import (
+                  build_runner,
+                  check_work_dir,
+                  close_distributed,
+                  enable_show_dir,
+                  fill_work_dir,
+                  final_metrics_summary,
+                  prepare_config,
+)
 
-__all__ = ['prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed']
+__all__ = [
+    'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
+    'check_work_dir', 'final_metrics_summary'
+]

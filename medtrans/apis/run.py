@@ -1,5 +1,7 @@
 """Assembling a run from a config: what ``tools/train.py`` and ``tools/test.py`` share."""
+import glob
 import logging
+import os
 import os.path as osp
 from typing import Optional
 
@@ -11,7 +13,10 @@ from mmengine.runner import Runner
 from medtrans.datasets.splits import WORK_DIR_PLACEHOLDER
 from medtrans.utils import init_cpu_distributed, register_all_modules, use_cpu_distributed
 
-__all__ = ['prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed']
+__all__ = [
+    'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
+    'check_work_dir', 'final_metrics_summary'
+]
 
 
 def fill_work_dir(node, work_dir: str):
@@ -95,9 +100,48 @@ def prepare_config(cfg: Config,
         backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
         if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
             backends.append(dict(type='TensorboardVisBackend'))
+    if cfg.get('randomness', {}).get('deterministic', False):
+        _use_deterministic_algorithms()
     if use_cpu_distributed(launcher):
         init_cpu_distributed(cfg)
     return cfg
+
+
+def _use_deterministic_algorithms() -> None:
+    # MMEngine's switch only fixes cuDNN; PyTorch's flag also covers the other kernels
+    # (and cuBLAS needs a fixed workspace, set before CUDA starts).
+    import torch
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True)
+
+
+def check_work_dir(cfg: Config) -> None:
+    """Refuse to start a new training run in a work dir that holds another run's checkpoints.
+
+    Raises:
+        FileExistsError: ``cfg.work_dir`` holds checkpoints and the run does not resume.
+    """
+    if cfg.get('resume', False):
+        return
+    found = sorted(glob.glob(osp.join(cfg.work_dir, '*.pth')))
+    if osp.exists(osp.join(cfg.work_dir, 'last_checkpoint')):
+        found.append('last_checkpoint')
+    if found:
+        names = ', '.join(osp.basename(f) for f in found[:5])
+        raise FileExistsError(
+            f'Work dir {cfg.work_dir} already holds checkpoints of another run ({names}); '
+            'a new run would overwrite them. Resume it with --resume, choose another '
+            '--work-dir, or move the old files away.')
+
+
+def final_metrics_summary(runner: Runner) -> str:
+    """One line with the last validation metrics and the best checkpoint of a finished run."""
+    scalars = runner.message_hub.log_scalars
+    values = [f'{key[4:]}={scalars[key].current():.4f}' for key in sorted(scalars)
+              if key.startswith('val/') and key[4:] not in ('time', 'data_time')]
+    line = 'Final validation: ' + (' '.join(values) if values else 'none (no validation ran)')
+    best = runner.message_hub.get_info('best_ckpt')
+    return line + (f' | best checkpoint: {best}' if best else '')
 
 
 def build_runner(cfg: Config) -> Runner:

@@ -1,5 +1,10 @@
-from .compat import (UnsafeCheckpointError, apply_compat, init_cpu_distributed, safe_load,
-                     use_cpu_distributed)
+from .compat import (
+                     UnsafeCheckpointError,
+                     apply_compat,
+                     init_cpu_distributed,
+                     safe_load,
+                     use_cpu_distributed,
+)
 from .setup_env import load_plugins, register_all_modules
 
 __all__ = [

@@ -62,5 +62,5 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     current = DefaultScope.get_current_instance()
     if current.scope_name != 'medtrans':
         warnings.warn(f'The current default scope "{current.scope_name}" is not "medtrans"; '
-                      '`register_all_modules` switches it to "medtrans".')
+                      '`register_all_modules` switches it to "medtrans".', stacklevel=2)
         DefaultScope.get_instance(f'medtrans-{datetime.datetime.now()}', scope_name='medtrans')

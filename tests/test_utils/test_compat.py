@@ -10,9 +10,9 @@ from medtrans.utils import UnsafeCheckpointError, safe_load
 
 
 def test_mmseg_models_import_and_ops_refuse_to_run():
+    import mmcv._ext as ext
     import mmseg.models  # noqa: F401  needs the stand-in for mmcv._ext
     from mmcv.ops import point_sample  # noqa: F401
-    import mmcv._ext as ext
     with pytest.raises(NotImplementedError, match='nms'):
         ext.nms()
 

@@ -27,13 +27,15 @@ class SafeResumeHook(Hook):
     priority = 'LOWEST'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['rng_state'] = _get_rng_state()
+        # During validation (a best checkpoint) the training streams are the ones stashed.
+        checkpoint['rng_state'] = self._train_rng_state or _get_rng_state()
         for key in ('message_hub', 'rng_state', 'meta'):
             if key in checkpoint:
                 checkpoint[key] = to_plain(checkpoint[key], key)
 
     def __init__(self) -> None:
         self._loaded_rng_state = None
+        self._train_rng_state = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         for key in ('message_hub', 'rng_state', 'meta'):
@@ -49,6 +51,18 @@ class SafeResumeHook(Hook):
         if runner.iter > 0 and self._loaded_rng_state is not None:
             _set_rng_state(self._loaded_rng_state)
         self._loaded_rng_state = None
+
+    def before_val_epoch(self, runner) -> None:
+        # Validation draws from the global generators (each new DataLoader iterator draws its
+        # base seed), and a resumed process draws where the original did not (persistent
+        # workers start once per process). Isolating validation keeps training's random
+        # streams independent of it, so a resumed run continues exactly.
+        self._train_rng_state = _get_rng_state()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self._train_rng_state is not None:
+            _set_rng_state(self._train_rng_state)
+            self._train_rng_state = None
 
 
 def _get_rng_state() -> dict:
