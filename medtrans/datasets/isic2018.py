@@ -7,7 +7,9 @@ from mmseg.datasets import BaseSegDataset
 
 from medtrans.registry import DATASETS
 
+from .fuzz import SyntheticLayout
 from .splits import check_split_file_path, load_or_create_split, split_ids
+from .synthetic import make_synthetic_isic2018
 
 __all__ = ['ISIC2018Task1Dataset']
 
@@ -148,6 +150,27 @@ class ISIC2018Task1Dataset(BaseSegDataset):
             max_refetch=max_refetch,
             ignore_index=ignore_index,
             reduce_zero_label=False)
+
+    @classmethod
+    def synthetic_layout(cls, root: str) -> SyntheticLayout:
+        """Write three 32x32 training samples in the official layout, for the fuzz tests.
+
+        Args:
+            root (str): Folder to write to (see :func:`make_synthetic_isic2018`).
+
+        Returns:
+            SyntheticLayout: The images and masks written, read as the ``trainval`` split with
+            the strict loading transforms.
+        """
+        manifest = make_synthetic_isic2018(root, num_train=3, num_val=0, size=(32, 32))
+        files = sorted(osp.join(root, rel) for rel in manifest['files'])
+        return SyntheticLayout(
+            root=root,
+            dataset_cfg=dict(data_root=root, split='trainval'),
+            pipeline=[dict(type='LoadImageStrict'), dict(type='LoadBinaryMask')],
+            target_keys=('gt_seg_map', ),
+            images=[path for path in files if path.endswith(_IMG_SUFFIX)],
+            masks=[path for path in files if path.endswith(_MASK_SUFFIX)])
 
     def _pairs(self, img_dir: str, mask_dir: str) -> List[Tuple[str, str, str]]:
         """(id, image path, mask path) of every sample of one split's folders, sorted by id."""

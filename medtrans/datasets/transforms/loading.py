@@ -55,7 +55,14 @@ def _decode(path: str, content: bytes) -> np.ndarray:
     """Decode image bytes with OpenCV, as stored (any depth and channels, no EXIF rotation)."""
     if content[:2] == b'\xff\xd8' and _jpeg_is_truncated(content):
         raise ValueError(f'"{path}" is a truncated JPEG (no end-of-image marker); {_DECODABLE}.')
-    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        # OpenCV raises, rather than returning None, for a header that declares more pixels
+        # than its limit (CV_IO_MAX_IMAGE_PIXELS, 2^30).
+        raise ValueError(f'"{path}" could not be decoded ({len(content)} bytes): OpenCV refused '
+                         f'it ({err.err}); corrupt, or larger than OpenCV allows; '
+                         f'{_DECODABLE}.') from err
     if img is None:
         raise ValueError(f'"{path}" could not be decoded ({len(content)} bytes, starting '
                          f'{content[:8].hex()}): unreadable, truncated or not an image; '

@@ -1,0 +1,448 @@
+"""Scan every sample of a config's datasets before a long run, and report all problems at once.
+
+:func:`check_dataset` builds the train/val/test datasets of a config, decodes every image and
+mask with the loading steps of the dataset's own pipeline (no augmentation), and collects each
+problem with the file it concerns instead of stopping at the first. Across splits it looks for
+identical image files, repeated sample ids and, where the data infos carry a patient or group
+id, patients that cross splits. ``tools/check_dataset.py`` is its command line.
+"""
+import copy
+import hashlib
+import os.path as osp
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from medtrans.registry import DATASETS, TRANSFORMS
+from medtrans.utils import register_all_modules
+
+__all__ = ['check_dataset', 'loading_steps', 'DatasetCheckReport', 'SplitCheck', 'Problem',
+           'GROUP_KEYS']
+
+#: Data-info keys that name the patient (or lesion, or other group) of a sample, in the order
+#: looked up; samples sharing one must not be in different splits.
+GROUP_KEYS = ('patient_id', 'group')
+
+
+@dataclass
+class Problem:
+    """One thing wrong with the data.
+
+    Args:
+        file (str): The file concerned, or '' when the problem is not about one file (e.g. a
+            dataset that could not be built).
+        message (str): What is wrong and what was expected.
+    """
+
+    file: str
+    message: str
+
+    def __str__(self) -> str:
+        return f'{self.file}: {self.message}' if self.file else self.message
+
+
+@dataclass
+class SplitCheck:
+    """What :func:`check_dataset` found in one split.
+
+    Args:
+        name (str): The split, as in ``<name>_dataloader``.
+        description (str): The dataset(s) of the split. Defaults to ''.
+        num_samples (int): Samples in the split's dataset(s). Defaults to 0.
+        num_checked (int): Samples decoded and checked. Defaults to 0.
+        problems (list[Problem]): Problems of the split's files and datasets. Defaults to [].
+        note (str): Why the split was not scanned ('' when it was). Defaults to ''.
+    """
+
+    name: str
+    description: str = ''
+    num_samples: int = 0
+    num_checked: int = 0
+    problems: List[Problem] = field(default_factory=list)
+    note: str = ''
+
+
+@dataclass
+class DatasetCheckReport:
+    """The result of :func:`check_dataset`.
+
+    Args:
+        splits (list[SplitCheck]): One entry per split asked for, in that order.
+        cross_split (list[Problem]): Duplicates and leakage between splits.
+        notes (list[str]): Checks that did not apply, with the reason.
+    """
+
+    splits: List[SplitCheck]
+    cross_split: List[Problem] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def num_problems(self) -> int:
+        """Number of problems in all splits and across them."""
+        return sum(len(s.problems) for s in self.splits) + len(self.cross_split)
+
+    @property
+    def ok(self) -> bool:
+        """Whether no problem was found."""
+        return self.num_problems == 0
+
+    def format(self) -> str:
+        """The report as text: per split, then across splits, then a summary line."""
+        lines = []
+        for split in self.splits:
+            head = f'[{split.name}] {split.description}'.rstrip()
+            if split.note:
+                lines.append(f'{head}: {split.note}')
+            else:
+                found = f'{len(split.problems)} problem(s)' if split.problems else 'no problems'
+                lines.append(f'{head}: {split.num_checked}/{split.num_samples} samples checked, '
+                             f'{found}')
+            lines.extend(f'  - {problem}' for problem in split.problems)
+        lines.append('[across splits] ' + (f'{len(self.cross_split)} problem(s)'
+                                           if self.cross_split else 'no problems'))
+        lines.extend(f'  - {problem}' for problem in self.cross_split)
+        lines.extend(f'  note: {note}' for note in self.notes)
+        checked = sum(s.num_checked for s in self.splits)
+        verdict = 'OK' if self.ok else 'FAILED'
+        lines.append(f'Summary: {len(self.splits)} split(s), {checked} samples checked, '
+                     f'{self.num_problems} problem(s): {verdict}')
+        return '\n'.join(lines)
+
+
+def loading_steps(pipeline: Iterable) -> list:
+    """The loading transforms of a pipeline: the steps whose type name starts with ``Load``.
+
+    Augmentation, resizing and packing are left out, so that images and masks are checked as
+    stored. The order is kept (in a test pipeline ``LoadBinaryMask`` may follow ``Resize``; it
+    still follows ``LoadImageStrict``).
+
+    Args:
+        pipeline (Iterable[dict | Callable]): Transform configs or transforms.
+
+    Returns:
+        list: The loading steps, as given.
+    """
+    steps = []
+    for step in pipeline:
+        kind = step.get('type', '') if isinstance(step, dict) else type(step)
+        name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+        # A scope prefix ('mmseg.LoadAnnotations') does not change what the step is.
+        if name.rsplit('.', 1)[-1].startswith('Load'):
+            steps.append(step)
+    return steps
+
+
+def _path_values(info: dict) -> List[str]:
+    """The file paths of a data info (its ``*_path`` entries), image first."""
+    keys = sorted((k for k, v in info.items() if k.endswith('_path') and isinstance(v, str)),
+                  key=lambda k: (k != 'img_path', k))
+    return [info[k] for k in keys]
+
+
+def _file_named_in(message: str, info: dict) -> str:
+    """The file of a sample that an error message names first, else the sample's first file."""
+    paths = _path_values(info)
+    named = [p for p in paths if p in message]
+    if named:
+        return min(named, key=message.find)
+    return paths[0] if paths else ''
+
+
+def _digest(path: str) -> Optional[str]:
+    """Content hash of a file, None if it cannot be read (the loader reports why)."""
+    hasher = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                hasher.update(chunk)
+    except OSError:
+        return None
+    return hasher.hexdigest()
+
+
+def _label_values(seg: np.ndarray) -> List[int]:
+    if seg.dtype == np.uint8:
+        # One pass in C; np.unique would sort every pixel of a large mask.
+        return np.flatnonzero(cv2.calcHist([seg], [0], None, [256], [0, 256])[:, 0]).tolist()
+    return np.unique(seg).tolist()
+
+
+class _SampleChecker:
+    """Loads one sample with the loading steps and checks what they give.
+
+    Args:
+        steps (list): Loading transform configs (or transforms).
+        scope (str): Default scope to build them in.
+        num_classes (int, optional): Number of classes; mask values are checked against it.
+        ignore_index (int, optional): Mask value allowed besides the classes.
+    """
+
+    def __init__(self, steps: list, scope: str, num_classes: Optional[int],
+                 ignore_index: Optional[int]) -> None:
+        with DefaultScope.overwrite_default_scope(scope):
+            self.transforms = [TRANSFORMS.build(s) if isinstance(s, dict) else s for s in steps]
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+
+    def _check_targets(self, results: dict) -> List[Tuple[str, str]]:
+        seg = results.get('gt_seg_map')
+        if seg is None:
+            return []
+        mask_path = results.get('seg_map_path', '')
+        found = []
+        img = results.get('img')
+        if img is not None and seg.shape[:2] != img.shape[:2]:
+            found.append((mask_path, f'mask is {seg.shape[0]}x{seg.shape[1]} (HxW) but its image '
+                                     f'is {img.shape[0]}x{img.shape[1]}; expected the same size'))
+        if self.num_classes is not None:
+            allowed = set(range(self.num_classes)) | {self.ignore_index}
+            bad = [v for v in _label_values(seg) if v not in allowed]
+            if bad:
+                found.append((mask_path, f'mask holds label values {bad[:8]}; expected class '
+                                         f'indices 0..{self.num_classes - 1} or ignore_index '
+                                         f'{self.ignore_index}'))
+        return found
+
+    def __call__(self, info: dict) -> Tuple[Optional[str], List[Tuple[str, str]]]:
+        """Check one sample.
+
+        Args:
+            info (dict): The sample's data info.
+
+        Returns:
+            tuple: The content hash of its image file (None if unreadable) and its problems as
+            (file, message) pairs.
+        """
+        digest = _digest(info['img_path']) if 'img_path' in info else None
+        results = copy.deepcopy(info)
+        try:
+            for transform in self.transforms:
+                results = transform(results)
+                if results is None:
+                    return digest, [(_file_named_in('', info),
+                                     f'{type(transform).__name__} dropped the sample (returned '
+                                     'None); expected every sample to load')]
+        except Exception as err:  # every failure is reported, whatever its type
+            message = str(err)
+            return digest, [(_file_named_in(message, info), f'{type(err).__name__}: {message}')]
+        return digest, self._check_targets(results)
+
+
+def _leaf_cfgs(dataset_cfg: dict) -> List[dict]:
+    """The datasets holding a pipeline inside dataset wrappers (Concat, Repeat, ...)."""
+    if 'datasets' in dataset_cfg:
+        return [leaf for sub in dataset_cfg['datasets'] for leaf in _leaf_cfgs(sub)]
+    if 'dataset' in dataset_cfg and 'pipeline' not in dataset_cfg:
+        return _leaf_cfgs(dataset_cfg['dataset'])
+    return [dataset_cfg]
+
+
+@dataclass
+class _Part:
+    """One built dataset of a split, ready to scan."""
+
+    dataset: object
+    checker: _SampleChecker
+    files_key: str
+
+
+def _describe(leaf: dict) -> str:
+    kind = leaf.get('type', '?')
+    kind = kind if isinstance(kind, str) else getattr(kind, '__name__', str(kind))
+    args = ', '.join(f'{k}={leaf[k]!r}' for k in ('data_root', 'split', 'ann_file') if k in leaf)
+    return f'{kind}({args})'
+
+
+def _build_parts(split: SplitCheck, dataset_cfg: dict, scope: str) -> List[_Part]:
+    """Build a split's datasets; a dataset that cannot be built becomes a problem of the split."""
+    parts = []
+    leaves = _leaf_cfgs(dataset_cfg)
+    split.description = ' + '.join(_describe(leaf) for leaf in leaves)
+    for leaf in leaves:
+        steps = loading_steps(leaf.get('pipeline', []))
+        built = copy.deepcopy(leaf)
+        # Only the files are checked: augmentations are not built, let alone run.
+        built['pipeline'] = []
+        if not steps:
+            split.problems.append(Problem('', f'{_describe(leaf)}: the pipeline has no loading '
+                                              'transform (type Load*); expected one to decode '
+                                              'the files with'))
+            continue
+        try:
+            with DefaultScope.overwrite_default_scope(scope):
+                dataset = DATASETS.build(built)
+            dataset.full_init()
+            classes = dataset.metainfo.get('classes')
+            checker = _SampleChecker(steps, scope, len(classes) if classes else None,
+                                     getattr(dataset, 'ignore_index', None))
+        except Exception as err:  # reported in the split, whatever its type
+            split.problems.append(Problem('', f'{_describe(leaf)} could not be built: '
+                                              f'{type(err).__name__}: {err}'))
+            continue
+        hasher = hashlib.blake2b(repr(steps).encode(), digest_size=16)
+        for idx in range(len(dataset)):
+            hasher.update(repr(_path_values(dataset.get_data_info(idx))).encode())
+        split.num_samples += len(dataset)
+        parts.append(_Part(dataset, checker, hasher.hexdigest()))
+    return parts
+
+
+def _results(part: _Part,
+             num_workers: int) -> Iterator[Tuple[dict, Tuple[Optional[str], list]]]:
+    """(data info, check result) of every sample of a part, in order."""
+    infos = (part.dataset.get_data_info(i) for i in range(len(part.dataset)))
+    if num_workers <= 0:
+        for info in infos:
+            yield info, part.checker(info)
+        return
+    # Threads suffice: reading, decoding (OpenCV) and hashing release the GIL. A sliding window
+    # of pending samples keeps memory bounded: results hold hashes and messages, not pixels.
+    with ThreadPoolExecutor(num_workers) as pool:
+        pending: Deque[Tuple[dict, Future]] = deque()
+        for info in infos:
+            pending.append((info, pool.submit(part.checker, info)))
+            if len(pending) >= 4 * num_workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def _sample_id(info: dict) -> Optional[str]:
+    if 'sample_id' in info:
+        return str(info['sample_id'])
+    path = info.get('img_path')
+    return osp.splitext(osp.basename(path))[0] if path else None
+
+
+class _CrossSplitIndex:
+    """What the splits hold, to find duplicates and leakage between them."""
+
+    def __init__(self) -> None:
+        self.by_digest: Dict[str, List[Tuple[str, str]]] = {}
+        self.by_id: Dict[str, List[Tuple[str, str]]] = {}
+        self.by_group: Dict[str, List[Tuple[str, str]]] = {}
+        self.group_key_seen = False
+
+    def add(self, split: str, info: dict, digest: Optional[str]) -> None:
+        path = info.get('img_path', '')
+        if digest is not None:
+            self.by_digest.setdefault(digest, []).append((split, path))
+        sample_id = _sample_id(info)
+        if sample_id is not None:
+            self.by_id.setdefault(sample_id, []).append((split, path))
+        group = next((info[k] for k in GROUP_KEYS if info.get(k) is not None), None)
+        if group is not None:
+            self.group_key_seen = True
+            self.by_group.setdefault(str(group), []).append((split, path))
+
+    @staticmethod
+    def _crossing(index: Dict[str, List[Tuple[str, str]]]):
+        for key, entries in index.items():
+            if len({split for split, _ in entries}) > 1:
+                yield key, entries
+
+    @staticmethod
+    def _listing(entries: List[Tuple[str, str]]) -> str:
+        return '; '.join(f'{split}: {path}' for split, path in entries)
+
+    def problems(self) -> Tuple[List[Problem], List[str]]:
+        problems, notes, reported = [], [], set()
+        for _, entries in self._crossing(self.by_digest):
+            reported.add(frozenset(path for _, path in entries))
+            problems.append(Problem(entries[0][1], 'identical image content in more than one '
+                                                   f'split: {self._listing(entries)}'))
+        for sample_id, entries in self._crossing(self.by_id):
+            # The same files were already reported as identical content.
+            if frozenset(path for _, path in entries) not in reported:
+                problems.append(Problem(entries[0][1], f'sample id "{sample_id}" in more than '
+                                                       f'one split: {self._listing(entries)}'))
+        if not self.group_key_seen:
+            notes.append('patient leakage check not applicable: no data info carries '
+                         f'{" or ".join(repr(k) for k in GROUP_KEYS)}')
+        for group, entries in self._crossing(self.by_group):
+            splits = sorted({split for split, _ in entries})
+            problems.append(Problem(entries[0][1], f'patient/group "{group}" is in splits '
+                                                   f'{splits}: {self._listing(entries)}'))
+        return problems, notes
+
+
+def check_dataset(cfg: Config,
+                  splits: Sequence[str] = ('train', 'val', 'test'),
+                  num_workers: int = 0,
+                  progress_every: int = 500,
+                  log: Optional[Callable[[str], None]] = None) -> DatasetCheckReport:
+    """Check every sample of a config's datasets and collect all problems.
+
+    For each split ``s``, the dataset of ``cfg.<s>_dataloader`` is built (each dataset inside
+    wrappers such as ``ConcatDataset``) and every sample is loaded with the loading steps of its
+    pipeline (:func:`loading_steps`, e.g. ``LoadImageStrict`` and ``LoadBinaryMask``), which
+    check the files; the resulting mask must also have its image's size and label values in
+    ``0..num_classes-1`` or ``ignore_index``. A dataset that cannot be built (missing data root,
+    image without mask, ...) is a problem of its split. A split whose samples and loading steps
+    are those of an earlier split (e.g. a config that tests on its val set) is not scanned again
+    nor compared with that split.
+
+    Across splits: identical image files (by content hash), the same sample id (``sample_id``
+    in the data info, else the image file name without extension), and patients or groups
+    (:data:`GROUP_KEYS` in the data infos) in more than one split. Without group keys the
+    leakage check does not apply; the report says so.
+
+    Decoded images are not kept: memory stays bounded by the data infos of the splits.
+
+    Args:
+        cfg (Config): The config, with ``'{work_dir}'`` filled in (see
+            :func:`medtrans.apis.prepare_config`).
+        splits (Sequence[str]): Splits to check. Defaults to ('train', 'val', 'test').
+        num_workers (int): Threads decoding the files; 0 decodes in the calling thread.
+            Defaults to 0.
+        progress_every (int): Log a progress line every this many samples. Defaults to 500.
+        log (Callable[[str], None], optional): Receives the progress lines. Defaults to None
+            (silent).
+
+    Returns:
+        DatasetCheckReport: Every problem found, per split and across splits.
+    """
+    register_all_modules(init_default_scope=False)
+    scope = cfg.get('default_scope') or 'medtrans'
+    log = log or (lambda line: None)
+    report = DatasetCheckReport(splits=[SplitCheck(name) for name in splits])
+    parts_of: Dict[str, List[_Part]] = {}
+    for split in report.splits:
+        loader_cfg = cfg.get(f'{split.name}_dataloader')
+        if not loader_cfg or not loader_cfg.get('dataset'):
+            split.note = f'not checked: the config has no {split.name}_dataloader.dataset'
+            continue
+        parts_of[split.name] = _build_parts(split, loader_cfg['dataset'], scope)
+
+    index = _CrossSplitIndex()
+    scanned: Dict[Tuple[str, ...], str] = {}
+    for split in report.splits:
+        parts = parts_of.get(split.name)
+        if not parts:
+            continue
+        files_key = tuple(part.files_key for part in parts)
+        if files_key in scanned and not split.problems:
+            split.note = (f'same samples and loading steps as [{scanned[files_key]}]: '
+                          f'{split.num_samples} samples, checked there')
+            continue
+        scanned.setdefault(files_key, split.name)
+        for part in parts:
+            for info, (digest, problems) in _results(part, num_workers):
+                split.num_checked += 1
+                split.problems.extend(Problem(file, message) for file, message in problems)
+                index.add(split.name, info, digest)
+                if split.num_checked % progress_every == 0:
+                    log(f'[{split.name}] {split.num_checked}/{split.num_samples} samples '
+                        f'checked, {len(split.problems)} problem(s) so far')
+        log(f'[{split.name}] done: {split.num_checked} samples checked, '
+            f'{len(split.problems)} problem(s)')
+    report.cross_split, report.notes = index.problems()
+    return report
