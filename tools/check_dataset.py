@@ -11,19 +11,14 @@ import argparse
 import os
 import sys
 
-from mmengine.config import Config, DictAction
+from medtrans.apis.cli import add_config_args, load_config
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Decode every image and mask of a config\'s datasets and report all '
         'problems (unreadable files, bad masks, duplicates and leakage across splits)')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value pairs (e.g. '
-        'train_dataloader.dataset.data_root=data/isic2018)')
-    parser.add_argument('--work-dir', help='the work dir of the run (where split files live)')
+    add_config_args(parser)
     parser.add_argument(
         '--splits', nargs='+', default=['train', 'val', 'test'],
         help='splits to check, as in <split>_dataloader (default: train val test)')
@@ -38,13 +33,10 @@ def parse_args():
 
 def main() -> int:
     args = parse_args()
-    # medtrans is imported after argument parsing so that --help stays fast.
     from medtrans.apis import prepare_config
     from medtrans.datasets.check import check_dataset
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     prepare_config(cfg, args.config, work_dir=args.work_dir)
     report = check_dataset(
         cfg, splits=args.splits, num_workers=args.workers, progress_every=args.progress_every,

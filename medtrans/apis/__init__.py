@@ -1,3 +1,4 @@
+from .cli import add_config_args, add_launcher_args, load_config
 from .run import (
                   build_runner,
                   check_work_dir,
@@ -10,5 +11,6 @@ from .run import (
 
 __all__ = [
     'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
-    'check_work_dir', 'final_metrics_summary'
+    'check_work_dir', 'final_metrics_summary', 'add_config_args', 'add_launcher_args',
+    'load_config'
 ]

@@ -12,11 +12,12 @@ import json
 import math
 import os
 import os.path as osp
-import tempfile
 from collections import Counter, defaultdict
 from typing import Callable, Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
+
+from medtrans.fileio import atomic_write_text
 
 __all__ = ['split_ids', 'load_or_create_split', 'check_split_file_path', 'WORK_DIR_PLACEHOLDER']
 
@@ -177,24 +178,6 @@ def check_split_file_path(split_file: str, data_root: Optional[str]) -> str:
     return split_path
 
 
-def _write_json_atomic(path: str, record: dict) -> None:
-    """Write JSON so that readers see either no file or the whole file, never a partial one."""
-    folder = osp.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(record, f, indent=1)
-            f.write('\n')
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
 def _verify_record(split_file: str, record, ids: Sequence[Hashable], meta: dict) -> dict:
     """Return the splits of a record read from ``split_file`` after checking it fits the data."""
     if not (isinstance(record, dict) and isinstance(record.get('meta'), dict)
@@ -267,5 +250,5 @@ def load_or_create_split(split_file: Optional[str], data_root: Optional[str],
                              f'{err}') from err
         return _verify_record(split_file, record, ids, meta)
     splits = make_split_fn(ids)
-    _write_json_atomic(path, dict(meta=meta, splits=splits))
+    atomic_write_text(path, json.dumps(dict(meta=meta, splits=splits), indent=1) + '\n')
     return splits

@@ -2,9 +2,7 @@
 import json
 import math
 import numbers
-import os
 import os.path as osp
-import tempfile
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -12,6 +10,7 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
+from medtrans.fileio import atomic_write_text
 from medtrans.registry import HOOKS
 
 __all__ = ['MetricsJsonHook']
@@ -33,23 +32,6 @@ def _json_number(value: Any, key: str) -> Any:
         return value if math.isfinite(value) else None
     raise TypeError(f'Metric "{key}" is a {type(value).__name__}; MetricsJsonHook writes '
                     'numbers and lists of numbers only.')
-
-
-def _atomic_write_json(data: dict, path: str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    fd, tmp_path = tempfile.mkstemp(
-        dir=osp.dirname(path), prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=2)
-            f.write('\n')
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
 
 
 @HOOKS.register_module()
@@ -109,9 +91,9 @@ class MetricsJsonHook(Hook):
             record['checkpoint'] = self._checkpoint(runner)
         step = iter_ if mode == 'val' else runner.timestamp
         out_dir = osp.join(runner.work_dir, self.out_dir)
-        os.makedirs(out_dir, exist_ok=True)
-        _atomic_write_json(record, osp.join(out_dir, f'{mode}_{step}.json'))
-        _atomic_write_json(record, osp.join(out_dir, f'{mode}_latest.json'))
+        text = json.dumps(record, indent=2) + '\n'
+        atomic_write_text(osp.join(out_dir, f'{mode}_{step}.json'), text)
+        atomic_write_text(osp.join(out_dir, f'{mode}_latest.json'), text)
 
     @staticmethod
     def _progress(runner) -> tuple:
