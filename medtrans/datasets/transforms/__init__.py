@@ -1,3 +1,4 @@
+from .color import ColorJitter
 from .loading import LoadBinaryMask, LoadImageStrict
 
-__all__ = ['LoadImageStrict', 'LoadBinaryMask']
+__all__ = ['LoadImageStrict', 'LoadBinaryMask', 'ColorJitter']
