@@ -135,13 +135,21 @@ def check_work_dir(cfg: Config) -> None:
 
 
 def final_metrics_summary(runner: Runner) -> str:
-    """One line with the last validation metrics and the best checkpoint of a finished run."""
+    """The last validation metrics of a finished run, then the best checkpoint and its score.
+
+    The last line ends with the best score of the metric the checkpoint hook keeps
+    (``save_best``), so scripts can read it from the end of the output.
+    """
     scalars = runner.message_hub.log_scalars
     values = [f'{key[4:]}={scalars[key].current():.4f}' for key in sorted(scalars)
               if key.startswith('val/') and key[4:] not in ('time', 'data_time')]
-    line = 'Final validation: ' + (' '.join(values) if values else 'none (no validation ran)')
-    best = runner.message_hub.get_info('best_ckpt')
-    return line + (f' | best checkpoint: {best}' if best else '')
+    lines = ['Final validation: ' + (' '.join(values) if values else 'none (no validation ran)')]
+    best_score = runner.message_hub.get_info('best_score')
+    monitor = runner.cfg.get('default_hooks', {}).get('checkpoint', {}).get('save_best')
+    if best_score is not None and isinstance(monitor, str):
+        lines.append(f'Best checkpoint: {runner.message_hub.get_info("best_ckpt")}')
+        lines.append(f'Best validation {monitor}: {best_score:.4f}')
+    return '\n'.join(lines)
 
 
 def build_runner(cfg: Config) -> Runner:

@@ -1,6 +1,7 @@
 """End to end through the real tools: train, resume, test with overlays, 2-process training."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,10 @@ def test_train_writes_checkpoints_split_and_metrics(trained):
     metrics = json.loads((work_dir / 'metrics' / 'val_latest.json').read_text())
     assert 0.0 <= metrics['metrics']['IoU'] <= 1.0
     assert 'eta' in log
+    scores = [json.loads(p.read_text())['metrics']['IoU']
+              for p in (work_dir / 'metrics').glob('val_[0-9]*.json')]
+    printed = re.search(r'^Best validation IoU: (\d\.\d{4})$', log, flags=re.MULTILINE)
+    assert printed and float(printed.group(1)) == round(max(scores), 4)
 
 
 def test_resume_continues_from_last_checkpoint(trained, data_root):

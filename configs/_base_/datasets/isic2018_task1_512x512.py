@@ -21,7 +21,7 @@ train_pipeline = [
         prob=0.8,
         transforms=[
             dict(
-                type='mmpretrain.ColorJitter',
+                type='ColorJitter',
                 brightness=0.2, contrast=0.2, saturation=0.1, hue=0.1)
         ]),
     dict(type='mmseg.PackSegInputs'),
