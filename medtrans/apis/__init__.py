@@ -1,16 +1,17 @@
 from .cli import add_config_args, add_launcher_args, load_config
 from .run import (
-                  build_runner,
-                  check_work_dir,
-                  close_distributed,
-                  enable_show_dir,
-                  fill_work_dir,
-                  final_metrics_summary,
-                  prepare_config,
+    build_runner,
+    check_work_dir,
+    close_distributed,
+    enable_show_dir,
+    fill_work_dir,
+    final_metrics_summary,
+    latest_checkpoint,
+    prepare_config,
 )
 
 __all__ = [
     'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
-    'check_work_dir', 'final_metrics_summary', 'add_config_args', 'add_launcher_args',
-    'load_config'
+    'check_work_dir', 'final_metrics_summary', 'latest_checkpoint', 'add_config_args',
+    'add_launcher_args', 'load_config'
 ]

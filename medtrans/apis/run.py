@@ -3,6 +3,7 @@ import glob
 import logging
 import os
 import os.path as osp
+import re
 from typing import Optional
 
 import torch.distributed as dist
@@ -15,7 +16,7 @@ from medtrans.utils import init_cpu_distributed, register_all_modules, use_cpu_d
 
 __all__ = [
     'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
-    'check_work_dir', 'final_metrics_summary'
+    'check_work_dir', 'final_metrics_summary', 'latest_checkpoint'
 ]
 
 
@@ -73,8 +74,8 @@ def prepare_config(cfg: Config,
         work_dir (str, optional): Work dir from the command line. Defaults to None.
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'. Defaults to 'none'.
         amp (bool): Use automatic mixed precision. Defaults to False.
-        resume (bool | str): True resumes from the latest checkpoint in the work dir; a path
-            resumes from that checkpoint. Defaults to False.
+        resume (bool | str): True resumes from the latest checkpoint in the work dir
+            (:func:`latest_checkpoint`); a path resumes from that checkpoint. Defaults to False.
         load_from (str, optional): Checkpoint to load the weights from. Defaults to None.
 
     Returns:
@@ -92,8 +93,13 @@ def prepare_config(cfg: Config,
         _enable_amp(cfg)
     if isinstance(resume, str):
         cfg.resume, cfg.load_from = True, resume
+    elif resume:
+        cfg.resume = True
+        latest = latest_checkpoint(cfg.work_dir)
+        if latest is not None:
+            cfg.load_from = latest
     else:
-        cfg.resume = bool(resume)
+        cfg.resume = False
     if load_from is not None:
         cfg.load_from = load_from
     if cfg.get('tensorboard', False):
@@ -113,6 +119,30 @@ def _use_deterministic_algorithms() -> None:
     import torch
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.use_deterministic_algorithms(True)
+
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint a resumed run should continue from, or None.
+
+    The highest-numbered ``iter_*.pth`` / ``epoch_*.pth`` in ``work_dir``: checkpoints are written
+    atomically, so each one there is complete. MMEngine's ``last_checkpoint`` pointer is written
+    in place after the checkpoint, so a kill can leave it empty or one checkpoint behind; it is
+    used only when the work dir holds no numbered checkpoint (e.g. they were saved elsewhere).
+    """
+    numbered = []
+    for path in glob.glob(osp.join(work_dir, '*.pth')):
+        match = re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', osp.basename(path))
+        if match:
+            numbered.append((int(match.group(1)), path))
+    if numbered:
+        return max(numbered)[1]
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            target = f.read().strip()
+        if target and osp.isfile(target):
+            return target
+    return None
 
 
 def check_work_dir(cfg: Config) -> None:

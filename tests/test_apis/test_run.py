@@ -4,7 +4,13 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from medtrans.apis import check_work_dir, fill_work_dir, load_config, prepare_config
+from medtrans.apis import (
+    check_work_dir,
+    fill_work_dir,
+    latest_checkpoint,
+    load_config,
+    prepare_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HEADLINE = str(REPO / 'configs' / 'deeplab3_deit_s_isic2018.py')
@@ -51,3 +57,24 @@ def test_existing_checkpoints_are_not_overwritten(tmp_path):
         check_work_dir(cfg)
     cfg.resume = True
     check_work_dir(cfg)
+
+
+def test_resume_picks_the_newest_complete_checkpoint(tmp_path):
+    # A kill can leave MMEngine's in-place `last_checkpoint` pointer empty or one behind;
+    # checkpoints themselves are written atomically, so the highest-numbered one is complete.
+    for it in (2, 4, 10):
+        (tmp_path / f'iter_{it}.pth').write_bytes(b'x')
+    (tmp_path / 'best_IoU_iter_4.pth').write_bytes(b'x')
+    (tmp_path / 'last_checkpoint').write_text('')
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_10.pth')
+    cfg = prepare_config(load_config(HEADLINE), HEADLINE, work_dir=str(tmp_path), resume=True)
+    assert cfg.resume is True and cfg.load_from == str(tmp_path / 'iter_10.pth')
+
+
+def test_resume_falls_back_to_the_pointer(tmp_path):
+    elsewhere = tmp_path / 'out' / 'iter_3.pth'
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b'x')
+    (tmp_path / 'last_checkpoint').write_text(str(elsewhere))
+    assert latest_checkpoint(str(tmp_path)) == str(elsewhere)
+    assert latest_checkpoint(str(tmp_path / 'out' / 'missing')) is None
