@@ -81,6 +81,20 @@ def test_test_tool_saves_overlays_and_metrics(trained, data_root, tmp_path):
     assert set(metrics['metrics']) >= {'IoU', 'Jaccard', 'thresholded_Jaccard', 'Dice'}
 
 
+def test_dist_test_two_cpu_processes_matches_single_process(trained, data_root, tmp_path):
+    work_dir, _ = trained
+    ckpt = (work_dir / 'last_checkpoint').read_text().strip()
+    single, dist = tmp_path / 'single', tmp_path / 'dist'
+    _run([sys.executable, 'tools/test.py', str(TINY), ckpt, '--work-dir', str(single),
+          '--cfg-options', *_data_options(data_root)])
+    _run(['env', f'PYTHON={sys.executable}', 'PORT=29519', 'bash', 'tools/dist_test.sh',
+          str(TINY), ckpt, '2', '--work-dir', str(dist), '--cfg-options',
+          *_data_options(data_root)])
+    results = [json.loads((d / 'metrics' / 'test_latest.json').read_text())['metrics']
+               for d in (single, dist)]
+    assert results[0] == pytest.approx(results[1], abs=1e-12)
+
+
 def test_dist_train_two_cpu_processes(data_root, tmp_path):
     work_dir = tmp_path / 'dist'
     env_python = f'PYTHON={sys.executable}'
