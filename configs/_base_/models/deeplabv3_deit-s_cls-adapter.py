@@ -1,21 +1,12 @@
 # DeepLabV3 with a DeiT-S encoder: the last block's patch tokens, with the CLS token fused into
-# every position (ClsTokenAdapter, docs/models.md), feed mmseg's ASPP head. The mmseg parts are
-# built in mmseg's scope so that their nested defaults resolve; medtrans parts carry a prefix.
-norm_cfg = dict(type='SyncBN', requires_grad=True)
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(512, 512))
+# every position (ClsTokenAdapter, docs/models.md), feed the ASPP head; an auxiliary FCN head
+# reads block 8, as the ResNet model's reads stage 3. Heads, losses and preprocessing are those of
+# the ResNet-50 DeepLabV3 base; the token grid has output stride 16, hence ASPP dilations 6/12/18.
+_base_ = ['./deeplabv3_r50-d8.py']
 embed_dims = 384
 model = dict(
-    _scope_='mmseg',
-    type='EncoderDecoder',
-    data_preprocessor=data_preprocessor,
     backbone=dict(
+        _delete_=True,
         type='medtrans.DeiT',
         arch='deit-small',
         patch_size=16,
@@ -30,29 +21,5 @@ model = dict(
         patch_size=16,
         output_stride=16),
     decode_head=dict(
-        type='ASPPHead',
-        in_channels=2 * embed_dims,
-        in_index=-1,
-        channels=256,
-        dilations=(1, 6, 12, 18),
-        dropout_ratio=0.1,
-        num_classes=2,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-                         avg_non_ignore=True)),
-    auxiliary_head=dict(
-        type='FCNHead',
-        in_channels=2 * embed_dims,
-        in_index=0,
-        channels=256,
-        num_convs=1,
-        concat_input=False,
-        dropout_ratio=0.1,
-        num_classes=2,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4,
-                         avg_non_ignore=True)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        in_channels=2 * embed_dims, in_index=-1, channels=256, dilations=(1, 6, 12, 18)),
+    auxiliary_head=dict(in_channels=2 * embed_dims, in_index=0))
