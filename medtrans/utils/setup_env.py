@@ -11,6 +11,8 @@ from mmengine.logging import print_log
 from .compat import apply_compat
 
 PLUGIN_GROUP = 'medtrans.plugins'
+# register_all_modules() runs more than once per process; the plugins are logged once.
+_plugins_logged = False
 
 
 def load_plugins() -> List[str]:
@@ -25,6 +27,7 @@ def load_plugins() -> List[str]:
     eps = entry_points()
     group = eps.select(group=PLUGIN_GROUP) if hasattr(eps, 'select') else eps.get(
         PLUGIN_GROUP, [])
+    global _plugins_logged
     loaded = []
     for ep in group:
         try:
@@ -33,8 +36,9 @@ def load_plugins() -> List[str]:
             raise ImportError(
                 f'medtrans plugin "{ep.name}" ({ep.value}) failed to import: {err}') from err
         loaded.append(ep.value)
-    if loaded:
+    if loaded and not _plugins_logged:
         print_log(f'medtrans plugins loaded: {", ".join(loaded)}', logger='current')
+        _plugins_logged = True
     return loaded
 
 
