@@ -36,7 +36,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
         local_rank (int, optional): ``--local-rank``; exported as ``LOCAL_RANK`` unless the
             launcher set it. Defaults to None.
     """
-    from medtrans.utils import register_all_modules
+    from medtrans.setup_env import register_all_modules
 
     if local_rank is not None:
         os.environ.setdefault('LOCAL_RANK', str(local_rank))

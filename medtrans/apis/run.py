@@ -6,13 +6,16 @@ import os.path as osp
 import re
 from typing import Optional
 
+import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from medtrans.datasets.splits import WORK_DIR_PLACEHOLDER
-from medtrans.utils import init_cpu_distributed, register_all_modules, use_cpu_distributed
+from medtrans.setup_env import register_all_modules
+from medtrans.utils import export_local_rank, init_cpu_distributed, use_cpu_distributed
 
 __all__ = [
     'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
@@ -41,18 +44,17 @@ def fill_work_dir(node, work_dir: str):
 
 def _enable_amp(cfg: Config) -> None:
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper':
+    if wrapper in ('AmpOptimWrapper', 'GuardedAmpOptimWrapper'):
         print_log('AMP is already enabled in the config.', logger='current',
                   level=logging.WARNING)
         return
-    if wrapper not in ('OptimWrapper', 'GuardedOptimWrapper'):
-        raise ValueError('--amp needs optim_wrapper.type "OptimWrapper" or '
-                         f'"GuardedOptimWrapper", got "{wrapper}".')
-    # AMP's gradient scaler itself skips updates with non-finite gradients.
-    for key in ('on_non_finite', 'max_consecutive_skips'):
-        cfg.optim_wrapper.pop(key, None)
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
+    amp_types = dict(OptimWrapper='AmpOptimWrapper', GuardedOptimWrapper='GuardedAmpOptimWrapper')
+    if wrapper not in amp_types:
+        raise ValueError(f'--amp needs optim_wrapper.type to be one of {sorted(amp_types)}, '
+                         f'got "{wrapper}".')
+    # The guard's settings (on_non_finite, max_consecutive_skips) carry over.
+    cfg.optim_wrapper.type = amp_types[wrapper]
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
 def prepare_config(cfg: Config,
@@ -106,20 +108,10 @@ def prepare_config(cfg: Config,
         backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
         if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
             backends.append(dict(type='TensorboardVisBackend'))
-    if cfg.get('randomness', {}).get('deterministic', False):
-        _use_deterministic_algorithms()
+    export_local_rank(launcher)
     if use_cpu_distributed(launcher):
         init_cpu_distributed(cfg)
     return cfg
-
-
-def _use_deterministic_algorithms() -> None:
-    # MMEngine's switch only fixes cuDNN; PyTorch's flag also covers the other kernels (and
-    # cuBLAS needs a fixed workspace, set before CUDA starts). Some CUDA kernels, such as the
-    # backward of bilinear upsampling, have no deterministic version: warn rather than fail.
-    import torch
-    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:
@@ -184,12 +176,45 @@ def final_metrics_summary(runner: Runner) -> str:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the MMEngine Runner (or ``cfg.runner_type`` from the registry) for a config."""
+    """Build the MMEngine Runner (or ``cfg.runner_type`` from the registry) for a config.
+
+    On top of MMEngine's construction:
+
+    * ``randomness.deterministic=True`` makes PyTorch warn, not fail, on kernels without a
+      deterministic version (set after the Runner's own switch, which would fail).
+    * A run that resumes from a checkpoint skips weight initialisation: the checkpoint
+      overwrites every weight, so ImageNet files named by ``pretrained`` are never read (and
+      may have moved since the run started).
+    """
     register_all_modules(init_default_scope=False)
+    deterministic = cfg.get('randomness', {}).get('deterministic', False)
+    if deterministic:
+        # cuBLAS reads its workspace setting when CUDA starts (the Runner moves the model).
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     if 'runner_type' in cfg:
         from medtrans.registry import RUNNERS
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    if deterministic:
+        # The Runner's own switch calls use_deterministic_algorithms(True), which fails on the
+        # CUDA kernels without a deterministic version (e.g. the backward of bilinear
+        # upsampling); warn on those instead.
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if cfg.get('resume', False) and cfg.get('load_from'):
+        _skip_weight_init(runner.model, cfg.load_from)
+    return runner
+
+
+def _skip_weight_init(model: torch.nn.Module, checkpoint: str) -> None:
+    model = model.module if is_model_wrapper(model) else model
+
+    def init_weights() -> None:
+        print_log(f'Resuming from {checkpoint}: weight initialisation skipped (the checkpoint '
+                  'holds every weight).', logger='current')
+
+    # The Runner calls model.init_weights() before loading the resume checkpoint.
+    model.init_weights = init_weights
 
 
 def enable_show_dir(cfg: Config, show_dir: str) -> Config:

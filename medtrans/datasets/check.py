@@ -20,7 +20,6 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from medtrans.registry import DATASETS, TRANSFORMS
-from medtrans.utils import register_all_modules
 
 __all__ = ['check_dataset', 'loading_steps', 'DatasetCheckReport', 'SplitCheck', 'Problem',
            'GROUP_KEYS']
@@ -396,6 +395,8 @@ def check_dataset(cfg: Config,
     leakage check does not apply; the report says so.
 
     Decoded images are not kept: memory stays bounded by the data infos of the splits.
+    The registries must be filled first (:func:`medtrans.setup_env.register_all_modules`, which
+    ``tools/check_dataset.py`` calls), so that plugin datasets are found too.
 
     Args:
         cfg (Config): The config, with ``'{work_dir}'`` filled in (see
@@ -410,7 +411,6 @@ def check_dataset(cfg: Config,
     Returns:
         DatasetCheckReport: Every problem found, per split and across splits.
     """
-    register_all_modules(init_default_scope=False)
     scope = cfg.get('default_scope') or 'medtrans'
     log = log or (lambda line: None)
     report = DatasetCheckReport(splits=[SplitCheck(name) for name in splits])

@@ -1,4 +1,5 @@
 from .hooks import MetricsJsonHook, SafeResumeHook
-from .optimizers import GuardedOptimWrapper, NonFiniteError
+from .optimizers import GuardedAmpOptimWrapper, GuardedOptimWrapper, NonFiniteError
 
-__all__ = ['MetricsJsonHook', 'SafeResumeHook', 'GuardedOptimWrapper', 'NonFiniteError']
+__all__ = ['MetricsJsonHook', 'SafeResumeHook', 'GuardedOptimWrapper', 'GuardedAmpOptimWrapper',
+           'NonFiniteError']

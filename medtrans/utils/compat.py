@@ -8,12 +8,16 @@ Each function answers one upstream problem (see docs/stack.md for the error line
 * :func:`install_safe_checkpoint_loader` - MMEngine loads local checkpoints with a bare
   ``torch.load``; on torch < 2.6 that unpickles arbitrary code. The replacement always passes
   ``weights_only=True`` and reads ``.safetensors`` files, so a checkpoint never runs code.
-* :func:`init_cpu_distributed` - MMEngine's launcher calls ``torch.cuda.set_device`` and the
+* :func:`init_cpu_distributed` - MMEngine's launchers call ``torch.cuda.set_device`` and the
   Runner passes ``device_ids`` to DDP, both of which fail without CUDA. Initialising a gloo group
-  first makes MMEngine skip its own initialisation.
+  first (through MMEngine's own launcher code, so every launcher it supports works) makes MMEngine
+  skip its own initialisation.
+* :func:`export_local_rank` - the Runner reads ``LOCAL_RANK`` to wrap the model in DDP, which
+  Open MPI's launcher does not set.
 
 :func:`apply_compat` applies the import-time ones once; importing :mod:`medtrans` calls it.
 """
+import contextlib
 import importlib.machinery
 import os
 import os.path as osp
@@ -25,7 +29,7 @@ import torch.distributed as dist
 
 __all__ = [
     'apply_compat', 'install_mmcv_ops_stub', 'install_safe_checkpoint_loader', 'safe_load',
-    'UnsafeCheckpointError', 'init_cpu_distributed', 'use_cpu_distributed'
+    'UnsafeCheckpointError', 'init_cpu_distributed', 'use_cpu_distributed', 'export_local_rank'
 ]
 
 
@@ -124,20 +128,52 @@ def use_cpu_distributed(launcher: str) -> bool:
 
 
 def init_cpu_distributed(cfg) -> None:
-    """Start a gloo process group from torchrun's environment and adapt ``cfg`` to CPU DDP.
+    """Start a gloo process group for ``cfg.launcher`` and adapt ``cfg`` to CPU DDP.
 
+    The group is started by MMEngine's :func:`mmengine.dist.init_dist`, which reads the
+    launcher's environment (torchrun's ``RANK``/``LOCAL_RANK``, Slurm's ``SLURM_*``, Open MPI's
+    ``OMPI_COMM_WORLD_*``), with ``torch.cuda.set_device`` made a no-op for the call; the
+    config's ``env_cfg.dist_cfg`` options (e.g. ``timeout``) are kept, its backend becomes gloo.
     MMEngine then finds the group initialised and skips its CUDA-only setup. DDP gets
-    ``device_ids=None``; SyncBN, which has no CPU kernel, becomes BN.
+    ``device_ids=None`` and keeps the config's other wrapper options (``model_wrapper_cfg``, or
+    the top-level ``find_unused_parameters``); SyncBN, which has no CPU kernel, becomes BN.
 
     Args:
-        cfg (mmengine.Config): The run's config; changed in place.
+        cfg (mmengine.Config): The run's config, with ``launcher`` set; changed in place.
     """
+    from mmengine.dist import init_dist
+
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}), backend='gloo')
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
-    cfg.model_wrapper_cfg = dict(
-        type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)
-    cfg.env_cfg = dict(cfg.get('env_cfg', {}), dist_cfg=dict(backend='gloo'))
+        with _cuda_set_device_disabled():
+            init_dist(cfg.launcher, **dist_cfg)
+    cfg.env_cfg = dict(cfg.get('env_cfg', {}), dist_cfg=dist_cfg)
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                       find_unused_parameters=cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
     _replace_sync_bn(cfg.model)
+
+
+@contextlib.contextmanager
+def _cuda_set_device_disabled():
+    original = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        yield
+    finally:
+        torch.cuda.set_device = original
+
+
+def export_local_rank(launcher: str) -> None:
+    """Set ``LOCAL_RANK`` from Open MPI's ``OMPI_COMM_WORLD_LOCAL_RANK`` for ``launcher='mpi'``.
+
+    MMEngine's Runner reads ``LOCAL_RANK`` when it wraps the model in DDP, whatever the
+    launcher; torchrun and MMEngine's Slurm setup export it, ``mpirun`` does not.
+    """
+    if launcher == 'mpi' and 'OMPI_COMM_WORLD_LOCAL_RANK' in os.environ:
+        os.environ.setdefault('LOCAL_RANK', os.environ['OMPI_COMM_WORLD_LOCAL_RANK'])
 
 
 def _replace_sync_bn(node) -> None:

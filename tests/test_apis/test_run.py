@@ -2,9 +2,11 @@
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from medtrans.apis import (
+    build_runner,
     check_work_dir,
     fill_work_dir,
     latest_checkpoint,
@@ -37,8 +39,9 @@ def test_tensorboard_switch_and_amp(tmp_path):
     prepare_config(cfg, HEADLINE, work_dir=str(tmp_path), amp=True)
     assert [b['type'] for b in cfg.visualizer.vis_backends] == [
         'LocalVisBackend', 'TensorboardVisBackend']
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-    assert 'on_non_finite' not in cfg.optim_wrapper
+    # AMP keeps the non-finite guard and its settings.
+    assert cfg.optim_wrapper.type == 'GuardedAmpOptimWrapper'
+    assert cfg.optim_wrapper.on_non_finite == 'raise'
 
 
 def test_resume_argument_forms(tmp_path):
@@ -78,3 +81,39 @@ def test_resume_falls_back_to_the_pointer(tmp_path):
     (tmp_path / 'last_checkpoint').write_text(str(elsewhere))
     assert latest_checkpoint(str(tmp_path)) == str(elsewhere)
     assert latest_checkpoint(str(tmp_path / 'out' / 'missing')) is None
+
+
+@pytest.fixture
+def restore_deterministic_flags():
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2:]
+
+
+def test_deterministic_switch_is_warn_only_once_the_runner_is_built(
+        tmp_path, restore_deterministic_flags):
+    # MMEngine's Runner calls use_deterministic_algorithms(True) itself, which clears warn_only:
+    # what counts is the state after the Runner is built.
+    cfg = load_config(HEADLINE, {'randomness.deterministic': True, 'pretrained': None})
+    prepare_config(cfg, HEADLINE, work_dir=str(tmp_path))
+    torch.use_deterministic_algorithms(False)
+    build_runner(cfg)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
+def test_a_resumed_run_never_reads_the_pretrained_file(tmp_path):
+    missing = str(tmp_path / 'moved_away.safetensors')
+    options = {'model.backbone.pretrained': missing}
+    # A new run reads `pretrained` when the Runner initialises the weights ...
+    cfg = prepare_config(load_config(HEADLINE, options), HEADLINE, work_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='moved_away.safetensors'):
+        build_runner(cfg)._init_model_weights()
+    # ... a resumed one does not: the checkpoint overwrites every weight.
+    cfg = prepare_config(load_config(HEADLINE, options), HEADLINE, work_dir=str(tmp_path),
+                         resume=str(tmp_path / 'iter_4.pth'))
+    build_runner(cfg)._init_model_weights()

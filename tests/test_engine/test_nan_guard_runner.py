@@ -6,7 +6,7 @@ from mmengine.runner import Runner
 from torch import nn
 
 from medtrans.engine.optimizers import NonFiniteError
-from medtrans.utils import register_all_modules
+from medtrans.setup_env import register_all_modules
 
 
 class _NanAtStep(BaseModel):

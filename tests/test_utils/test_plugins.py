@@ -4,7 +4,7 @@ import sys
 import textwrap
 
 from medtrans.registry import MODELS
-from medtrans.utils import load_plugins, register_all_modules
+from medtrans.setup_env import load_plugins, register_all_modules
 
 
 def test_entry_point_plugin_is_loaded():

@@ -1,3 +1,3 @@
-from .guarded_optim_wrapper import GuardedOptimWrapper, NonFiniteError
+from .guarded_optim_wrapper import GuardedAmpOptimWrapper, GuardedOptimWrapper, NonFiniteError
 
-__all__ = ['GuardedOptimWrapper', 'NonFiniteError']
+__all__ = ['GuardedOptimWrapper', 'GuardedAmpOptimWrapper', 'NonFiniteError']

@@ -1,90 +1,175 @@
-"""An optimizer wrapper that never lets a non-finite loss or gradient reach the weights."""
+"""Optimizer wrappers that never let a non-finite loss or gradient reach the weights."""
 import logging
 from typing import Dict, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.logging import MessageHub, print_log
-from mmengine.optim import OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from medtrans.registry import OPTIM_WRAPPERS
 
-__all__ = ['GuardedOptimWrapper', 'NonFiniteError']
+__all__ = ['GuardedOptimWrapper', 'GuardedAmpOptimWrapper', 'NonFiniteError']
 
 
 class NonFiniteError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient."""
 
 
-@OPTIM_WRAPPERS.register_module()
-class GuardedOptimWrapper(OptimWrapper):
-    """:class:`mmengine.optim.OptimWrapper` that checks the loss before ``backward`` and the
-    gradients before ``step``.
+class _NonFiniteGuard:
+    """The guard shared by the plain and the AMP wrapper (see :class:`GuardedOptimWrapper`).
 
-    On a non-finite value the update is not applied, so the weights, the optimizer state and
-    every checkpoint written so far stay good. Then, by ``on_non_finite``:
+    MMEngine's wrappers have no such check; this is written here. Subclasses define
+    :meth:`_grads_ready` (called once per update, before the gradients are checked) and
+    :meth:`_apply_update` (the update itself, or its refusal when ``ok`` is False).
+    """
+
+    def _init_guard(self, on_non_finite: str, max_consecutive_skips: int) -> None:
+        if on_non_finite not in ('raise', 'skip'):
+            raise ValueError(f"on_non_finite must be 'raise' or 'skip', got {on_non_finite!r}")
+        if max_consecutive_skips < 0:
+            raise ValueError(
+                f'max_consecutive_skips must be >= 0, got {max_consecutive_skips!r}')
+        self.on_non_finite = on_non_finite
+        self.max_consecutive_skips = max_consecutive_skips
+        self.consecutive_skips = 0
+        # Number of micro-batches of the current accumulation window whose loss was not
+        # finite, kept on the loss's device so that no micro-batch waits for the host.
+        self._bad_losses: Optional[torch.Tensor] = None
+
+    def update_params(self,
+                      loss: torch.Tensor,
+                      step_kwargs: Optional[Dict] = None,
+                      zero_kwargs: Optional[Dict] = None) -> None:
+        bad = (~torch.isfinite(loss.detach())).any().to(torch.float32)
+        self._bad_losses = bad if self._bad_losses is None else self._bad_losses + bad
+        # Backward runs whatever the loss: under DDP every rank must join the gradient
+        # all-reduce, and the whole window's update is refused below if anything was bad.
+        self.backward(self.scale_loss(loss))
+        if not self.should_update():
+            return
+        bad_losses, bad_grads = self._check_window()
+        self._bad_losses = None
+        ok = not (bad_losses or bad_grads)
+        self._apply_update(ok, step_kwargs or {})
+        self.zero_grad(**(zero_kwargs or {}))
+        if ok:
+            self.consecutive_skips = 0
+        else:
+            self._refused(bad_losses > 0)
+
+    def _check_window(self):
+        """Non-finite losses and gradients of the window, agreed by every rank.
+
+        The update's only host synchronisation (and, under DDP, its only extra all-reduce, of
+        two numbers): gradients are equal on every rank after DDP's all-reduce, but losses are
+        per rank.
+        """
+        self._grads_ready()
+        grads = [p.grad for group in self.optimizer.param_groups for p in group['params']
+                 if p.grad is not None]
+        flags = torch.zeros(2, device=self._bad_losses.device)
+        flags[0] = self._bad_losses
+        if grads:
+            amax = torch.stack(torch._foreach_norm(grads, float('inf'))).amax()
+            flags[1] = (~torch.isfinite(amax)).to(flags.device, torch.float32)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(flags)
+        bad_losses, bad_grads = flags.tolist()
+        return bad_losses, bad_grads
+
+    def _refused(self, loss_was_bad: bool) -> None:
+        iteration = MessageHub.get_current_instance().get_info('iter', -1) + 1
+        what = 'loss' if loss_was_bad else 'gradient'
+        message = f'Non-finite {what} at iteration {iteration}; the update was not applied.'
+        self.consecutive_skips += 1
+        tolerated = self.on_non_finite == 'skip' or (not loss_was_bad and self._scaler_backs_off)
+        if not tolerated or self.consecutive_skips > self.max_consecutive_skips:
+            raise NonFiniteError(
+                f'{message} Training stopped after {self.consecutive_skips} refused update(s) '
+                'in a row; the latest checkpoint in the work dir holds the last good state '
+                '(resume with --resume).')
+        print_log(f'{message} Skipped ({self.consecutive_skips} in a row).', logger='current',
+                  level=logging.WARNING)
+
+    _scaler_backs_off = False
+
+    def _grads_ready(self) -> None:
+        pass
+
+    def _apply_update(self, ok: bool, step_kwargs: Dict) -> None:
+        if ok:
+            self.step(**step_kwargs)
+
+
+@OPTIM_WRAPPERS.register_module()
+class GuardedOptimWrapper(_NonFiniteGuard, OptimWrapper):
+    """:class:`mmengine.optim.OptimWrapper` that refuses updates with a non-finite loss or
+    gradient.
+
+    At each update (once per ``accumulative_counts`` micro-batches) the losses of the window's
+    micro-batches and the accumulated gradients are checked; if any is NaN or infinite, the
+    update is not applied and the window's gradients are dropped, so the weights, the optimizer
+    state and every checkpoint written so far stay good, and the next window starts clean. Then,
+    by ``on_non_finite``:
 
     * ``'raise'``: stop with :class:`NonFiniteError` naming the iteration; the last checkpoint
       in the work dir is the last good state.
-    * ``'skip'``: drop this update, log a warning and go on; after ``max_consecutive_skips``
-      skipped updates in a row, raise as above.
+    * ``'skip'``: log a warning and go on; after ``max_consecutive_skips`` refused updates in a
+      row, raise as above.
 
-    Under DDP every rank takes the same decision (the loss check is all-reduced before
-    ``backward``, whose gradient all-reduce every rank must join).
+    Cost: one host synchronisation per update (none on the micro-batches in between) and, under
+    DDP, one all-reduce of two numbers, so every rank takes the same decision.
 
     Args:
         on_non_finite (str): 'raise' or 'skip'. Defaults to 'raise'.
-        max_consecutive_skips (int): Skips in a row before giving up. Defaults to 10.
+        max_consecutive_skips (int): Refused updates in a row tolerated before giving up.
+            Defaults to 10.
         **kwargs: Arguments of :class:`mmengine.optim.OptimWrapper`.
     """
 
     def __init__(self, on_non_finite: str = 'raise', max_consecutive_skips: int = 10,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        if on_non_finite not in ('raise', 'skip'):
-            raise ValueError(f"on_non_finite must be 'raise' or 'skip', got {on_non_finite!r}")
-        self.on_non_finite = on_non_finite
-        self.max_consecutive_skips = max_consecutive_skips
-        self.consecutive_skips = 0
-
-    def update_params(self,
-                      loss: torch.Tensor,
-                      step_kwargs: Optional[Dict] = None,
-                      zero_kwargs: Optional[Dict] = None) -> None:
-        if not _all_ranks_finite(loss.detach()):
-            self._reject('loss', float(loss.detach()), zero_kwargs)
-            return
-        self.backward(self.scale_loss(loss))
-        if not self.should_update():
-            return
-        if not _all_ranks_finite(self._grad_amax()):
-            self._reject('gradient', None, zero_kwargs)
-            return
-        self.step(**(step_kwargs or {}))
-        self.zero_grad(**(zero_kwargs or {}))
-        self.consecutive_skips = 0
-
-    def _grad_amax(self) -> torch.Tensor:
-        grads = [p.grad.detach().abs().amax() for group in self.optimizer.param_groups
-                 for p in group['params'] if p.grad is not None]
-        return torch.stack(grads).amax() if grads else torch.zeros(())
-
-    def _reject(self, what: str, value: Optional[float], zero_kwargs: Optional[Dict]) -> None:
-        self.zero_grad(**(zero_kwargs or {}))
-        iteration = MessageHub.get_current_instance().get_info('iter', -1) + 1
-        shown = f' ({value})' if value is not None else ''
-        message = f'Non-finite {what}{shown} at iteration {iteration}; the update was not applied.'
-        self.consecutive_skips += 1
-        if self.on_non_finite == 'raise' or self.consecutive_skips > self.max_consecutive_skips:
-            raise NonFiniteError(
-                f'{message} Training stopped; the latest checkpoint in the work dir holds the '
-                'last good state (resume with --resume).')
-        print_log(f'{message} Skipped ({self.consecutive_skips} in a row).', logger='current',
-                  level=logging.WARNING)
+        self._init_guard(on_non_finite, max_consecutive_skips)
 
 
-def _all_ranks_finite(value: torch.Tensor) -> bool:
-    finite = torch.isfinite(value).all().to(torch.float32).reshape(1)
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    return bool(finite.item())
+@OPTIM_WRAPPERS.register_module()
+class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
+    """:class:`mmengine.optim.AmpOptimWrapper` with the guard of :class:`GuardedOptimWrapper`.
+
+    With a dynamic loss scale, a non-finite gradient under a finite loss is the scaler's
+    overflow signal: the update is skipped and the scale lowered, as ``GradScaler.step`` does,
+    in either mode. If the gradients stay non-finite for more than ``max_consecutive_skips``
+    updates in a row (lowering the scale did not help), the run stops with
+    :class:`NonFiniteError` naming the iteration. A non-finite loss is handled by
+    ``on_non_finite`` as without AMP.
+
+    The gradients are unscaled once (``GradScaler.unscale_``) and checked by the guard, which
+    then steps the optimizer or not and updates the scale; ``GradScaler.step`` would check
+    them a second time with a second host synchronisation.
+
+    Args:
+        on_non_finite (str): 'raise' or 'skip'. Defaults to 'raise'.
+        max_consecutive_skips (int): Refused updates in a row tolerated before giving up.
+            Defaults to 10.
+        **kwargs: Arguments of :class:`mmengine.optim.AmpOptimWrapper`.
+    """
+
+    def __init__(self, on_non_finite: str = 'raise', max_consecutive_skips: int = 10,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._init_guard(on_non_finite, max_consecutive_skips)
+
+    @property
+    def _scaler_backs_off(self) -> bool:
+        return self.loss_scaler.is_enabled() and self._scale_update_param is None
+
+    def _grads_ready(self) -> None:
+        self.loss_scaler.unscale_(self.optimizer)
+
+    def _apply_update(self, ok: bool, step_kwargs: Dict) -> None:
+        if ok:
+            # The gradients are unscaled: the plain wrapper's step (clipping, optimizer step).
+            OptimWrapper.step(self, **step_kwargs)
+        self.loss_scaler.update(self._scale_update_param)

@@ -17,7 +17,7 @@ from mmcv.transforms import RandomApply
 
 from medtrans.datasets.transforms import ColorJitter
 from medtrans.registry import TRANSFORMS
-from medtrans.utils import register_all_modules
+from medtrans.setup_env import register_all_modules
 
 ISIC_JPEG = 'isic2018_task1/ISIC2018_Task1-2_Training_Input/ISIC_0000001.jpg'
 

@@ -8,7 +8,7 @@ from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs, Resize
 
 from medtrans.datasets.transforms import LoadBinaryMask, LoadImageStrict
 from medtrans.registry import TRANSFORMS
-from medtrans.utils import register_all_modules
+from medtrans.setup_env import register_all_modules
 
 INPUT = 'isic2018_task1/ISIC2018_Task1-2_Training_Input'
 TRUTH = 'isic2018_task1/ISIC2018_Task1_Training_GroundTruth'

@@ -1,4 +1,8 @@
-"""Registration of medtrans modules and of third-party plugins."""
+"""Registration of medtrans modules and of third-party plugins.
+
+It sits above every other layer (it imports the datasets, models, metrics and hooks that fill
+the registries), so that the layers below never import upwards.
+"""
 import datetime
 import warnings
 from importlib import import_module
@@ -8,7 +12,7 @@ from typing import List
 from mmengine import DefaultScope
 from mmengine.logging import print_log
 
-from .compat import apply_compat
+from medtrans.utils.compat import apply_compat
 
 PLUGIN_GROUP = 'medtrans.plugins'
 # register_all_modules() runs more than once per process; the plugins are logged once.
