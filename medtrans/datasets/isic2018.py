@@ -7,9 +7,7 @@ from mmseg.datasets import BaseSegDataset
 
 from medtrans.registry import DATASETS
 
-from .fuzz import SyntheticLayout
 from .splits import check_split_file_path, load_or_create_split, split_ids
-from .synthetic import make_synthetic_isic2018
 
 __all__ = ['ISIC2018Task1Dataset']
 
@@ -25,7 +23,7 @@ _FOLDERS = {
     'official_test': ('ISIC2018_Task1-2_Test_Input', 'ISIC2018_Task1_Test_GroundTruth'),
 }
 # The splits that divide the official training set, and so use the split record.
-_DIVIDED = ('train', 'val', 'trainval')
+_DIVIDED = ('train', 'val')
 
 _LAYOUT = """\
   <data_root>/
@@ -81,12 +79,12 @@ class ISIC2018Task1Dataset(BaseSegDataset):
         val_fraction (float): Fraction of the official training set in ``val``, in (0, 1).
             Defaults to 0.1.
         split_seed (int): Seed of the train/val split. Defaults to 0.
-        split_file (str, optional): JSON record of the train/val split, used by ``train``,
-            ``val`` and ``trainval`` (the official sets are not divided and do not read it). If
-            it exists it is read and checked against the data and these arguments; otherwise it
-            is written there. It must not lie inside ``data_root``, and ``'{work_dir}'`` in it
-            must have been filled in (tools/train.py does so). None computes the split without
-            saving it. Defaults to None.
+        split_file (str, optional): JSON record of the train/val split, used by ``train`` and
+            ``val`` only (``trainval`` and the official sets are not divided, and neither read
+            nor write it). If it exists it is read and checked against the data and these
+            arguments; otherwise it is written there. For every split, it must not lie inside
+            ``data_root``, and ``'{work_dir}'`` in it must have been filled in (tools/train.py
+            does so). None computes the split without saving it. Defaults to None.
         pipeline (Sequence[dict | Callable]): Transforms. Defaults to ().
         test_mode (bool): As in :class:`mmengine.dataset.BaseDataset`. Defaults to False.
         metainfo (dict, optional): Overrides of :attr:`METAINFO`. Defaults to None.
@@ -104,6 +102,8 @@ class ISIC2018Task1Dataset(BaseSegDataset):
     """
 
     METAINFO = dict(classes=('background', 'lesion'), palette=[[0, 0, 0], [255, 0, 0]])
+    #: Its tiny layout for the fuzz tests (see :mod:`medtrans.datasets.synthetic`).
+    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.isic2018:isic2018_task1_layout'
 
     def __init__(self,
                  data_root: str,
@@ -151,27 +151,6 @@ class ISIC2018Task1Dataset(BaseSegDataset):
             ignore_index=ignore_index,
             reduce_zero_label=False)
 
-    @classmethod
-    def synthetic_layout(cls, root: str) -> SyntheticLayout:
-        """Write three 32x32 training samples in the official layout, for the fuzz tests.
-
-        Args:
-            root (str): Folder to write to (see :func:`make_synthetic_isic2018`).
-
-        Returns:
-            SyntheticLayout: The images and masks written, read as the ``trainval`` split with
-            the strict loading transforms.
-        """
-        manifest = make_synthetic_isic2018(root, num_train=3, num_val=0, size=(32, 32))
-        files = sorted(osp.join(root, rel) for rel in manifest['files'])
-        return SyntheticLayout(
-            root=root,
-            dataset_cfg=dict(data_root=root, split='trainval'),
-            pipeline=[dict(type='LoadImageStrict'), dict(type='LoadBinaryMask')],
-            target_keys=('gt_seg_map', ),
-            images=[path for path in files if path.endswith(_IMG_SUFFIX)],
-            masks=[path for path in files if path.endswith(_MASK_SUFFIX)])
-
     def _pairs(self, img_dir: str, mask_dir: str) -> List[Tuple[str, str, str]]:
         """(id, image path, mask path) of every sample of one split's folders, sorted by id."""
         for folder, what in ((img_dir, 'images (*.jpg)'), (mask_dir, 'masks (*_segmentation.png)')):
@@ -209,7 +188,7 @@ class ISIC2018Task1Dataset(BaseSegDataset):
                 for i in img_ids]
 
     def _select(self, ids: List[str]) -> List[str]:
-        """The ids of ``self.split`` among the official training ids."""
+        """The ids of ``self.split`` (``train`` or ``val``) among the official training ids."""
         fractions = {'train': 1 - self.val_fraction, 'val': self.val_fraction}
         splits = load_or_create_split(
             self.split_file,
@@ -220,8 +199,6 @@ class ISIC2018Task1Dataset(BaseSegDataset):
                 dataset=type(self).__name__,
                 val_fraction=self.val_fraction,
                 split_seed=self.split_seed))
-        if self.split == 'trainval':
-            return ids
         selected = splits[self.split]
         if not selected:
             raise ValueError(

@@ -15,7 +15,9 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
 
     The bytes go to a temporary file in the same directory, which is flushed, fsynced and renamed
     over ``path``; the directory is fsynced so the rename itself survives a power loss. A process
-    killed at any moment leaves either the previous file or the new one, never a torn file.
+    killed at any moment leaves either the previous file or the new one, never a torn file (a
+    kill before the rename may leave a hidden ``.<name>.*.tmp`` file beside it). An exception
+    while writing, syncing or renaming removes the temporary file and leaves ``path`` as it was.
 
     Args:
         path (str | Path): Destination; parent directories are created.
@@ -53,7 +55,10 @@ class AtomicLocalBackend(LocalBackend):
 
     Select it for checkpoints with
     ``default_hooks.checkpoint.backend_args = dict(backend='medtrans_atomic_local')``; the
-    checkpoint files and the ``last_checkpoint`` pointer are then never left half-written.
+    checkpoint files are then never left half-written. MMEngine's ``CheckpointHook`` writes the
+    ``last_checkpoint`` pointer with a plain ``open`` in the work dir, not through this backend,
+    so the pointer is not atomic: a kill can leave it empty or naming the previous checkpoint
+    (which is why :func:`medtrans.apis.latest_checkpoint` prefers the numbered checkpoints).
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:

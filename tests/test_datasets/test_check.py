@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from medtrans.datasets import ISIC2018Task1Dataset, make_synthetic_isic2018
+from medtrans.datasets import ISIC2018Task1Dataset
 from medtrans.datasets.check import check_dataset, loading_steps
+from medtrans.datasets.synthetic import make_synthetic_isic2018
 
 TRAIN_IN = 'ISIC2018_Task1-2_Training_Input'
 TRAIN_GT = 'ISIC2018_Task1_Training_GroundTruth'

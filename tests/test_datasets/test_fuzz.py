@@ -1,10 +1,11 @@
 """Fuzz every registered dataset class through its files.
 
-Each dataset class in ``medtrans.registry.DATASETS`` writes a tiny valid layout of itself
-(``synthetic_layout``, see ``medtrans/datasets/fuzz.py``); a registered class without it fails
-``test_every_registered_dataset_joins_the_fuzz_tests``. For every file kind the layout lists
-(images, masks, CSV label tables) each case below corrupts one file, chosen by an RNG seeded from
-the case id, and loads every sample with the layout's loading transforms. The case passes when:
+Each dataset class in ``medtrans.registry.DATASETS`` names a function that writes a tiny valid
+layout of it (``SYNTHETIC_LAYOUT``, see ``medtrans/datasets/synthetic/__init__.py``); a
+registered class without one fails ``test_every_registered_dataset_joins_the_fuzz_tests``.
+For every file kind the layout lists (images, masks, CSV label tables) each case below corrupts
+one file, chosen by an RNG seeded from the case id, and loads every sample with the layout's
+loading transforms. The case passes when:
 
 * the dataset (or a sample) raises one of ``EXPECTED_ERRORS`` whose message names the corrupted
   file, or
@@ -21,6 +22,8 @@ import io
 import os
 import os.path as osp
 import struct
+import subprocess
+import sys
 import tempfile
 import zlib
 from collections import Counter
@@ -31,17 +34,18 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.dataset import BaseDataset
-from mmengine.registry import DefaultScope, Registry
+from mmengine.registry import DefaultScope
 from PIL import Image
 
-from medtrans.datasets.fuzz import (
-    PROTOCOL_METHOD,
+from medtrans.datasets.synthetic import (
+    LAYOUT_ATTRIBUTE,
     SyntheticLayout,
-    missing_protocol,
+    find_layout,
+    isic2018_task1_layout,
     write_synthetic_layout,
 )
 from medtrans.registry import DATASETS, TRANSFORMS
-from medtrans.utils import register_all_modules
+from medtrans.setup_env import register_all_modules
 
 #: What a corrupted file may raise; the message must name the file.
 EXPECTED_ERRORS = (ValueError, FileNotFoundError)
@@ -535,6 +539,31 @@ def run_case(dataset_cls: type, name: str, kind: str, corruption: Corruption, va
 
 # ---- datasets that test the harness itself (not registered) -----------------------------------
 
+def toy_csv_layout(root: str) -> SyntheticLayout:
+    """The layout of ``_ToyCsvDataset``, found through its ``SYNTHETIC_LAYOUT`` as a plugin's
+    would be: from a module outside medtrans."""
+    os.makedirs(osp.join(root, 'images'))
+    rng = np.random.RandomState(0)
+    rows, images = [_ToyCsvDataset.HEADER], []
+    for i in range(3):
+        images.append(osp.join(root, 'images', f'case_{i}.png'))
+        cv2.imwrite(images[-1], rng.randint(0, 256, (32, 32, 3)).astype(np.uint8))
+        rows.append([f'case_{i}'] + ['1' if c == i else '0' for c in range(3)])
+    table = osp.join(root, 'labels.csv')
+    with open(table, 'w', newline='') as f:
+        csv.writer(f, lineterminator='\n').writerows(rows)
+    return SyntheticLayout(root=root, dataset_cfg=dict(data_root=root),
+                           pipeline=[dict(type='LoadImageStrict')], target_keys=('gt_label', ),
+                           images=images, label_tables=[table])
+
+
+def lax_loader_layout(root: str) -> SyntheticLayout:
+    """The toy layout, loaded with MMCV's LoadImageFromFile."""
+    layout = toy_csv_layout(root)
+    layout.pipeline = [dict(type='LoadImageFromFile')]
+    return layout
+
+
 class _ToyCsvDataset(BaseDataset):
     """A strict CSV-labelled classification set: ``images/<id>.png`` and ``labels.csv`` with the
     header ``image,A,B,C`` and one-hot 0/1 rows. It exercises the label-table corruptions until
@@ -542,26 +571,10 @@ class _ToyCsvDataset(BaseDataset):
 
     METAINFO = dict(classes=('A', 'B', 'C'))
     HEADER = ['image', 'A', 'B', 'C']
-    PIPELINE = [dict(type='LoadImageStrict')]
+    SYNTHETIC_LAYOUT = f'{__name__}:toy_csv_layout'
 
     def __init__(self, data_root: str, **kwargs) -> None:
         super().__init__(data_root=data_root, ann_file='labels.csv', **kwargs)
-
-    @classmethod
-    def synthetic_layout(cls, root: str) -> SyntheticLayout:
-        os.makedirs(osp.join(root, 'images'))
-        rng = np.random.RandomState(0)
-        rows, images = [cls.HEADER], []
-        for i in range(3):
-            images.append(osp.join(root, 'images', f'case_{i}.png'))
-            cv2.imwrite(images[-1], rng.randint(0, 256, (32, 32, 3)).astype(np.uint8))
-            rows.append([f'case_{i}'] + ['1' if c == i else '0' for c in range(3)])
-        table = osp.join(root, 'labels.csv')
-        with open(table, 'w', newline='') as f:
-            csv.writer(f, lineterminator='\n').writerows(rows)
-        return SyntheticLayout(root=root, dataset_cfg=dict(data_root=root),
-                               pipeline=list(cls.PIPELINE), target_keys=('gt_label', ),
-                               images=images, label_tables=[table])
 
     def load_data_list(self) -> List[dict]:
         path = self.ann_file
@@ -610,7 +623,7 @@ class _SloppyCsvDataset(_ToyCsvDataset):
 class _LaxLoaderDataset(_ToyCsvDataset):
     """Loads images with MMCV's LoadImageFromFile, which asserts instead of naming the problem."""
 
-    PIPELINE = [dict(type='LoadImageFromFile')]
+    SYNTHETIC_LAYOUT = f'{__name__}:lax_loader_layout'
 
 
 # ---- cases ------------------------------------------------------------------------------------
@@ -664,17 +677,35 @@ def test_every_registered_dataset_joins_the_fuzz_tests(name, tmp_path):
     assert len(cases) >= MIN_CASES_PER_DATASET, (name, layout.files().keys())
 
 
-def test_a_dataset_without_the_protocol_is_reported(tmp_path):
-    registry = Registry('dataset')
-
-    @registry.register_module()
+def test_a_dataset_without_a_resolvable_layout_is_refused(tmp_path):
     class NoLayoutDataset(BaseDataset):
         pass
 
-    registry.register_module(module=_ToyCsvDataset, name='ToyCsvDataset')
-    assert missing_protocol(registry.module_dict) == ['NoLayoutDataset']
-    with pytest.raises(TypeError, match=f'NoLayoutDataset has no classmethod {PROTOCOL_METHOD}'):
+    with pytest.raises(TypeError, match=f'NoLayoutDataset has no {LAYOUT_ATTRIBUTE}'):
         write_synthetic_layout(NoLayoutDataset, str(tmp_path))
+    for ref, match in (
+        ('medtrans.datasets.synthetic.isic2018.isic2018_task1_layout', "expected a string 'pa"),
+        (isic2018_task1_layout, "expected a string 'package.module:function'"),
+        ('medtrans.datasets.synthetic.isic2018:no_such_layout', 'could not be imported'),
+        ('medtrans.datasets.no_such_module:layout', 'could not be imported'),
+        ('medtrans.datasets.synthetic:LAYOUT_ATTRIBUTE', 'which is a str'),
+    ):
+        bad = type('BadLayoutDataset', (BaseDataset, ), {LAYOUT_ATTRIBUTE: ref})
+        with pytest.raises(ValueError, match=match):
+            find_layout(bad)
+    assert os.listdir(tmp_path) == []
+    # A subclass is fuzzed with its parent's layout unless it names its own.
+    assert find_layout(type('Sub', (_ToyCsvDataset, ), {})) is toy_csv_layout
+    assert find_layout(_LaxLoaderDataset) is lax_loader_layout
+
+
+def test_dataset_modules_do_not_import_the_synthetic_layouts():
+    # In a fresh interpreter: this one has imported the layouts already.
+    code = 'import sys, medtrans.datasets; print(*sorted(sys.modules), sep="\\n")'
+    modules = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert 'medtrans.datasets.isic2018' in modules
+    assert [m for m in modules if m.startswith('medtrans.datasets.synthetic')] == []
 
 
 @pytest.mark.parametrize('name, kind, corruption, variant', REGISTERED_CASES)

@@ -7,15 +7,10 @@ import numpy as np
 import pytest
 from mmcv.transforms import LoadImageFromFile
 
-from medtrans.datasets import (
-    ISIC2018Task1Dataset,
-    LoadBinaryMask,
-    LoadImageStrict,
-    make_synthetic_isic2018,
-    split_ids,
-)
+from medtrans.datasets import ISIC2018Task1Dataset, LoadBinaryMask, LoadImageStrict, split_ids
+from medtrans.datasets.synthetic import make_synthetic_isic2018
 from medtrans.registry import DATASETS
-from medtrans.utils import register_all_modules
+from medtrans.setup_env import register_all_modules
 
 TRAIN_IN = 'ISIC2018_Task1-2_Training_Input'
 TRAIN_GT = 'ISIC2018_Task1_Training_GroundTruth'
@@ -151,6 +146,25 @@ def test_split_file_is_written_where_asked_and_read_back(synthetic_root, tmp_pat
     with pytest.raises(ValueError, match='isic2018_split.json" was made with split_seed=0, but '
                        'this run asks for split_seed=1'):
         ISIC2018Task1Dataset(data_root=str(synthetic_root), split='val', split_seed=1,
+                             split_file=str(split_file))
+
+
+def test_trainval_and_official_splits_neither_write_nor_read_the_split_file(synthetic_root,
+                                                                           tmp_path):
+    split_file = tmp_path / 'work' / 'split.json'
+    for split in ('trainval', 'official_val', 'official_test'):
+        dataset = ISIC2018Task1Dataset(data_root=str(synthetic_root), split=split,
+                                       split_file=str(split_file))
+        assert len(dataset) == {'trainval': 50, 'official_val': 3, 'official_test': 2}[split]
+    assert not (tmp_path / 'work').exists()
+    # A record made with other arguments, which train and val would refuse, is not read.
+    split_file.parent.mkdir()
+    split_file.write_text(json.dumps(dict(meta=dict(split_seed=7), splits=dict(train=['x']))))
+    trainval = ISIC2018Task1Dataset(data_root=str(synthetic_root), split='trainval',
+                                    split_file=str(split_file))
+    assert len(trainval) == 50
+    with pytest.raises(ValueError, match='was made with'):
+        ISIC2018Task1Dataset(data_root=str(synthetic_root), split='train',
                              split_file=str(split_file))
 
 

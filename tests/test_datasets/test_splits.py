@@ -181,3 +181,60 @@ def test_split_file_inside_data_root_is_refused(tmp_path):
 def test_work_dir_placeholder_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r'\{work_dir\}.*training tools'):
         load_or_create_split('{work_dir}/splits/isic.json', str(tmp_path), _ids(4), _make, META)
+
+
+# Golden splits: the exact ids a fixed input gives today. A change to split_ids that moves any
+# id would silently re-split every user's data (and invalidate recorded runs), so these fail.
+GOLDEN_IDS = ['P3-c', 'P1-a', 'P7-a', 'P2-b', 'P5-a', 'P1-b', 'P4-a', 'P6-b', 'P2-a', 'P8-a',
+              'P3-a', 'P6-a', 'P5-b', 'P9-a', 'P3-b', 'P7-b', 'P10-a', 'P4-b', 'P8-b', 'P9-b']
+GOLDEN_GROUPS = ['P3', 'P1', 'P7', 'P2', 'P5', 'P1', 'P4', 'P6', 'P2', 'P8',
+                 'P3', 'P6', 'P5', 'P9', 'P3', 'P7', 'P10', 'P4', 'P8', 'P9']
+GOLDEN_LABELS = ['nev', 'mel', 'mel', 'nev', 'nev', 'mel', 'mel', 'nev', 'nev', 'nev',
+                 'nev', 'nev', 'nev', 'nev', 'nev', 'mel', 'nev', 'mel', 'nev', 'nev']
+
+
+def test_golden_isic_style_split():
+    ids = ['ISIC_0000000', 'ISIC_0000001', 'ISIC_0000003', 'ISIC_0000004', 'ISIC_0000006',
+           'ISIC_0000009', 'ISIC_0000012', 'ISIC_0000013', 'ISIC_0000016', 'ISIC_0000017',
+           'ISIC_0000019', 'ISIC_0000022', 'ISIC_0000024', 'ISIC_0000025', 'ISIC_0000027',
+           'ISIC_0000028', 'ISIC_0000031', 'ISIC_0000032', 'ISIC_0000034', 'ISIC_0000036']
+    for seed, val in ((0, ['ISIC_0000024', 'ISIC_0000028']),
+                      (1, ['ISIC_0000009', 'ISIC_0000022'])):
+        out = split_ids(ids, {'train': 0.9, 'val': 0.1}, seed=seed)
+        assert out == {'train': sorted(set(ids) - set(val)), 'val': val}
+
+
+def test_golden_split():
+    assert split_ids(GOLDEN_IDS, {'train': 0.8, 'val': 0.2}, seed=0) == {
+        'train': ['P1-b', 'P10-a', 'P2-b', 'P3-a', 'P3-b', 'P3-c', 'P4-a', 'P4-b', 'P5-a',
+                  'P5-b', 'P6-b', 'P7-a', 'P8-a', 'P8-b', 'P9-a', 'P9-b'],
+        'val': ['P1-a', 'P2-a', 'P6-a', 'P7-b'],
+    }
+
+
+def test_golden_grouped_split():
+    assert split_ids(GOLDEN_IDS, {'train': 0.8, 'val': 0.2}, seed=0,
+                     groups=GOLDEN_GROUPS) == {
+        'train': ['P10-a', 'P2-a', 'P2-b', 'P3-a', 'P3-b', 'P3-c', 'P4-a', 'P4-b', 'P6-a',
+                  'P6-b', 'P7-a', 'P7-b', 'P8-a', 'P8-b', 'P9-a', 'P9-b'],
+        'val': ['P1-a', 'P1-b', 'P5-a', 'P5-b'],
+    }
+
+
+def test_golden_stratified_split():
+    assert split_ids(GOLDEN_IDS, {'train': 0.7, 'val': 0.15, 'test': 0.15}, seed=0,
+                     stratify=GOLDEN_LABELS) == {
+        'train': ['P1-b', 'P10-a', 'P2-a', 'P3-a', 'P4-a', 'P4-b', 'P5-a', 'P6-a', 'P6-b',
+                  'P7-b', 'P8-a', 'P8-b', 'P9-a', 'P9-b'],
+        'val': ['P1-a', 'P3-b', 'P5-b'],
+        'test': ['P2-b', 'P3-c', 'P7-a'],
+    }
+
+
+def test_golden_grouped_stratified_split():
+    assert split_ids(GOLDEN_IDS, {'train': 0.7, 'val': 0.3}, seed=0, groups=GOLDEN_GROUPS,
+                     stratify=GOLDEN_LABELS) == {
+        'train': ['P2-a', 'P2-b', 'P3-a', 'P3-b', 'P3-c', 'P4-a', 'P4-b', 'P6-a', 'P6-b',
+                  'P7-a', 'P7-b', 'P9-a', 'P9-b'],
+        'val': ['P1-a', 'P1-b', 'P10-a', 'P5-a', 'P5-b', 'P8-a', 'P8-b'],
+    }

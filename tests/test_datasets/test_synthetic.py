@@ -9,14 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from medtrans.datasets import (
-    ISIC2018Task1Dataset,
-    LoadBinaryMask,
-    LoadImageStrict,
+from medtrans.datasets import ISIC2018Task1Dataset, LoadBinaryMask, LoadImageStrict
+from medtrans.datasets.synthetic import (
+    MANIFEST_NAME,
     is_complete_synthetic_isic2018,
     make_synthetic_isic2018,
 )
-from medtrans.datasets.synthetic import MANIFEST_NAME
 
 PARAMS = dict(num_train=12, num_val=4, num_test=2, size=(48, 64), seed=5)
 

@@ -1,7 +1,7 @@
 """Binary lesion segmentation scores, as pure functions.
 
 The foreground is class 1 and the background class 0. Pixels whose target equals
-``ignore_index`` are left out of every count.
+``ignore_index`` are left out of every count; ``ignore_index`` may therefore not be 0 or 1.
 
 Each score comes in two forms that share one implementation:
 
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 __all__ = [
-    'binary_confusion', 'confusion_counts', 'foreground_iou', 'foreground_iou_from_counts',
-    'per_image_jaccard', 'per_image_jaccard_from_counts', 'thresholded_jaccard',
-    'thresholded_jaccard_from_counts', 'per_image_dice', 'per_image_dice_from_counts',
-    'mean_dice', 'mean_dice_from_counts'
+    'check_ignore_index', 'binary_confusion', 'confusion_counts', 'foreground_iou',
+    'foreground_iou_from_counts', 'per_image_jaccard', 'per_image_jaccard_from_counts',
+    'thresholded_jaccard', 'thresholded_jaccard_from_counts', 'per_image_dice',
+    'per_image_dice_from_counts', 'mean_dice', 'mean_dice_from_counts'
 ]
 
 Mask = Union[np.ndarray, torch.Tensor]
@@ -45,6 +45,28 @@ def _label_summary(values: torch.Tensor) -> str:
     return shown + (', ...' if len(distinct) > 10 else '')
 
 
+def check_ignore_index(ignore_index: Optional[int]) -> None:
+    """Refuse an ``ignore_index`` that is one of the binary labels.
+
+    Args:
+        ignore_index (int, optional): The target value of unscored pixels, or None.
+
+    Raises:
+        ValueError: ``ignore_index`` is 0 or 1: it would drop every background or lesion pixel
+            from the score (with 1, every image would score 1.0).
+    """
+    if ignore_index is not None and ignore_index in (0, 1):
+        raise ValueError(f'ignore_index={ignore_index!r} is a label of the binary masks (0 '
+                         'background, 1 foreground); expected another value (e.g. 255) or None.')
+
+
+def _to_tensor(mask: Mask, device: Optional[torch.device] = None) -> torch.Tensor:
+    if isinstance(mask, np.ndarray) and any(stride < 0 for stride in mask.strides):
+        # torch cannot view an array with negative strides (e.g. ``np.flip``): copy it.
+        mask = mask.copy()
+    return torch.as_tensor(mask, device=device)
+
+
 def binary_confusion(pred: Mask,
                      target: Mask,
                      ignore_index: Optional[int] = 255) -> Tuple[int, int, int, int]:
@@ -54,9 +76,9 @@ def binary_confusion(pred: Mask,
         pred (np.ndarray | torch.Tensor): Predicted labels, values in {0, 1}; any shape.
         target (np.ndarray | torch.Tensor): Target labels of the same shape, values in
             {0, 1, ``ignore_index``}.
-        ignore_index (int, optional): Target value of the pixels that are not scored. The
-            prediction may hold it only where the target does. None scores every pixel.
-            Defaults to 255.
+        ignore_index (int, optional): Target value of the pixels that are not scored, neither
+            0 nor 1. The prediction may hold it only where the target does. None scores every
+            pixel. Defaults to 255.
 
     Returns:
         tuple[int, int, int, int]: ``(tp, fp, fn, tn)``: foreground pixels predicted as
@@ -64,11 +86,13 @@ def binary_confusion(pred: Mask,
         background predicted as background; ignored pixels are in none of them.
 
     Raises:
-        ValueError: The shapes differ, or a mask holds a label outside {0, 1, ignore_index},
-            or the prediction holds ``ignore_index`` where the target is scored.
+        ValueError: ``ignore_index`` is 0 or 1, the shapes differ, a mask holds a label
+            outside {0, 1, ignore_index}, or the prediction holds ``ignore_index`` where the
+            target is scored.
     """
-    pred = torch.as_tensor(pred)
-    target = torch.as_tensor(target, device=pred.device)
+    check_ignore_index(ignore_index)
+    pred = _to_tensor(pred)
+    target = _to_tensor(target, pred.device)
     if pred.shape != target.shape:
         raise ValueError(f'pred and target must have the same shape, got {tuple(pred.shape)} '
                          f'and {tuple(target.shape)}.')
@@ -117,6 +141,7 @@ def confusion_counts(preds: Sequence[Mask],
         ValueError: The numbers of masks differ, or a pair is invalid (see
             :func:`binary_confusion`; the message names the image index).
     """
+    check_ignore_index(ignore_index)
     if len(preds) != len(targets):
         raise ValueError(f'Got {len(preds)} predictions for {len(targets)} targets.')
     counts = np.zeros((len(preds), 4), dtype=np.int64)

@@ -6,6 +6,7 @@ from mmengine.evaluator import BaseMetric
 
 from medtrans.evaluation.functional.segmentation import (
     binary_confusion,
+    check_ignore_index,
     foreground_iou_from_counts,
     mean_dice_from_counts,
     per_image_jaccard_from_counts,
@@ -34,7 +35,8 @@ class LesionSegMetric(BaseMetric):
     All are floats in [0, 1]. An image with no lesion in prediction and target scores 1.0.
 
     Args:
-        ignore_index (int): Ground-truth label of unscored pixels. Defaults to 255.
+        ignore_index (int): Ground-truth label of unscored pixels; not 0 or 1, the labels
+            scored. Defaults to 255.
         threshold (float): Threshold of ``thresholded_Jaccard``. Defaults to 0.65.
         collect_device (str): Device used to gather results across ranks, 'cpu' or 'gpu'.
             Defaults to 'cpu'.
@@ -43,6 +45,9 @@ class LesionSegMetric(BaseMetric):
         collect_dir (str, optional): Shared folder through which 'cpu' collection gathers the
             ranks' results. Defaults to None (MMEngine's choice, a temporary folder under the
             current directory).
+
+    Raises:
+        ValueError: ``ignore_index`` is 0 or 1, or ``threshold`` lies outside [0, 1].
     """
 
     def __init__(self,
@@ -54,6 +59,7 @@ class LesionSegMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f'threshold must lie in [0, 1], got {threshold}.')
+        check_ignore_index(ignore_index)
         self.ignore_index = ignore_index
         self.threshold = threshold
 

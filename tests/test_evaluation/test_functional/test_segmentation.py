@@ -1,4 +1,6 @@
 """The binary segmentation scores against scikit-learn, on real ISIC 2018 masks."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -187,3 +189,31 @@ def test_malformed_inputs_are_refused():
         per_image_jaccard_from_counts([1, 2], [0], [0, 0])
     with pytest.raises(ValueError, match='non-negative'):
         foreground_iou_from_counts([1], [-1], [0])
+
+
+@pytest.mark.parametrize('ignore_index', [0, 1, np.uint8(1), True])
+def test_ignore_index_that_is_a_binary_label_is_refused(ignore_index):
+    # ignore_index=1 would drop every lesion pixel and score every image 1.0.
+    target = np.array([0, 1, 1, 0], dtype=np.uint8)
+    pred = np.array([1, 1, 0, 0], dtype=np.uint8)
+    match = re.escape(f'ignore_index={ignore_index!r} is a label of the binary masks')
+    with pytest.raises(ValueError, match=match):
+        binary_confusion(pred, target, ignore_index=ignore_index)
+    for score in (foreground_iou, per_image_jaccard, per_image_dice, mean_dice,
+                  thresholded_jaccard, confusion_counts):
+        with pytest.raises(ValueError, match=f'^{match}'):
+            score([pred], [target], ignore_index=ignore_index)
+
+
+def test_negative_stride_arrays_score_like_their_copies(isic_pairs):
+    # np.flip gives views with negative strides, which torch.as_tensor cannot take.
+    for name, pred, target in isic_pairs[:3]:
+        for flip in (lambda a: np.flip(a), lambda a: a[::-1, ::-2], lambda a: np.rot90(a)):
+            p, t = flip(pred), flip(target)
+            assert min(p.strides) < 0
+            assert binary_confusion(p, t) == _sklearn_confusion(p.copy(), t.copy()), name
+            assert binary_confusion(torch.from_numpy(p.copy()), t) == binary_confusion(
+                p.copy(), t.copy())
+    preds, targets = _split(isic_pairs)
+    assert foreground_iou([np.flip(p) for p in preds], [np.flip(t) for t in targets]) == (
+        foreground_iou(preds, targets))

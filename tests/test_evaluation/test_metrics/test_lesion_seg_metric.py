@@ -58,6 +58,15 @@ def test_registered_and_built_from_config():
     assert (metric.threshold, metric.ignore_index, metric.prefix) == (0.5, 9, None)
 
 
+@pytest.mark.parametrize('ignore_index', [0, 1])
+def test_ignore_index_that_is_a_binary_label_is_refused(ignore_index):
+    match = f'ignore_index={ignore_index} is a label of the binary masks'
+    with pytest.raises(ValueError, match=match):
+        LesionSegMetric(ignore_index=ignore_index)
+    with DefaultScope.overwrite_default_scope('medtrans'), pytest.raises(ValueError, match=match):
+        METRICS.build(dict(type='LesionSegMetric', ignore_index=ignore_index))
+
+
 def test_evaluator_matches_sklearn_on_real_masks(isic_pairs):
     with DefaultScope.overwrite_default_scope('medtrans'):
         evaluator = Evaluator([dict(type='LesionSegMetric')])

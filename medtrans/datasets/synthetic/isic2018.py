@@ -1,9 +1,13 @@
 """A synthetic lesion-segmentation set in the official ISIC 2018 Task 1 layout.
 
-It lets the headline config run anywhere without the real data (which needs a download and an
-agreement to its licence): each image is skin-like textured background with one dark, irregular
-lesion; the mask marks the lesion. Lesions differ clearly from the skin, so that a small model
-trained from random initialisation on a CPU learns them within minutes.
+:func:`make_synthetic_isic2018` writes the demo set (``make demo``);
+:func:`isic2018_task1_layout` is the tiny layout that
+:class:`~medtrans.datasets.ISIC2018Task1Dataset` names for the fuzz tests.
+
+The demo set lets the headline config run anywhere without the real data (which needs a
+download and an agreement to its licence): each image is skin-like textured background with one
+dark, irregular lesion; the mask marks the lesion. Lesions differ clearly from the skin, so that
+a small model trained from random initialisation on a CPU learns them within minutes.
 """
 import json
 import os
@@ -15,7 +19,10 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-__all__ = ['make_synthetic_isic2018', 'is_complete_synthetic_isic2018', 'MANIFEST_NAME']
+from .layout import SyntheticLayout
+
+__all__ = ['make_synthetic_isic2018', 'is_complete_synthetic_isic2018', 'isic2018_task1_layout',
+           'MANIFEST_NAME']
 
 #: File at the root of a generated set that records its parameters and files. Written last, so
 #: its presence means the set is complete.
@@ -228,3 +235,24 @@ def make_synthetic_isic2018(root: str,
         shutil.rmtree(tmp_root, ignore_errors=True)
         raise
     return manifest
+
+
+def isic2018_task1_layout(root: str) -> SyntheticLayout:
+    """Write three 32x32 training samples in the official layout, for the fuzz tests.
+
+    Args:
+        root (str): Folder to write to (see :func:`make_synthetic_isic2018`).
+
+    Returns:
+        SyntheticLayout: The images and masks written, read as the ``trainval`` split with the
+        strict loading transforms.
+    """
+    manifest = make_synthetic_isic2018(root, num_train=3, num_val=0, size=(32, 32))
+    files = sorted(osp.join(root, rel) for rel in manifest['files'])
+    return SyntheticLayout(
+        root=root,
+        dataset_cfg=dict(data_root=root, split='trainval'),
+        pipeline=[dict(type='LoadImageStrict'), dict(type='LoadBinaryMask')],
+        target_keys=('gt_seg_map', ),
+        images=[path for path in files if path.endswith('.jpg')],
+        masks=[path for path in files if path.endswith('_segmentation.png')])

@@ -1,32 +1,24 @@
-"""The protocol by which a dataset class joins the fuzz tests.
+"""How a dataset class names its synthetic layout, and how the fuzz tests find it.
 
-``tests/test_datasets/test_fuzz.py`` corrupts the files of every dataset class registered in
-:data:`medtrans.registry.DATASETS` and checks that each corruption gives either the correct sample
-or a clear error naming the file. To be fuzzed without test code of its own, a dataset class
-implements one classmethod, :data:`PROTOCOL_METHOD`::
-
-    @classmethod
-    def synthetic_layout(cls, root: str) -> SyntheticLayout:
-        ...  # write a tiny valid copy of the dataset's on-disk layout under ``root``
-
-A registered dataset class without it fails the tests, so that none opts out silently.
+See :mod:`medtrans.datasets.synthetic` for the protocol.
 """
+import importlib
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Tuple
 
-__all__ = ['SyntheticLayout', 'PROTOCOL_METHOD', 'FILE_KINDS', 'missing_protocol',
+__all__ = ['SyntheticLayout', 'LAYOUT_ATTRIBUTE', 'FILE_KINDS', 'find_layout',
            'write_synthetic_layout']
 
-#: Name of the classmethod that a dataset class implements to join the fuzz tests.
-PROTOCOL_METHOD = 'synthetic_layout'
+#: Class attribute of a dataset class: ``'package.module:function'`` of its layout function.
+LAYOUT_ATTRIBUTE = 'SYNTHETIC_LAYOUT'
 #: The kinds of file a layout lists, each with its own corruptions in the fuzz tests.
 FILE_KINDS = ('images', 'masks', 'label_tables')
 
 
 @dataclass
 class SyntheticLayout:
-    """A tiny valid on-disk layout of a dataset, as written by its ``synthetic_layout``.
+    """A tiny valid on-disk layout of a dataset, as written by its layout function.
 
     Args:
         root (str): The folder the layout was written to.
@@ -54,42 +46,59 @@ class SyntheticLayout:
         return {kind: list(getattr(self, kind)) for kind in FILE_KINDS if getattr(self, kind)}
 
 
-def missing_protocol(module_dict: Dict[str, type]) -> List[str]:
-    """Names of the dataset classes of a registry that do not implement the protocol.
+def find_layout(dataset_cls: type) -> Callable[[str], SyntheticLayout]:
+    """Import the layout function that a dataset class names in :data:`LAYOUT_ATTRIBUTE`.
 
     Args:
-        module_dict (dict[str, type]): A registry's ``module_dict``.
+        dataset_cls (type): A dataset class.
 
     Returns:
-        list[str]: Sorted names whose class has no callable :data:`PROTOCOL_METHOD`.
+        Callable[[str], SyntheticLayout]: Its layout function.
+
+    Raises:
+        TypeError: The class names no layout function.
+        ValueError: The reference is not ``'module:function'``, or does not resolve to a
+            callable (the import error, if any, is chained).
     """
-    return sorted(name for name, cls in module_dict.items()
-                  if not callable(getattr(cls, PROTOCOL_METHOD, None)))
+    ref = getattr(dataset_cls, LAYOUT_ATTRIBUTE, None)
+    name = f'{dataset_cls.__name__}.{LAYOUT_ATTRIBUTE}'
+    if ref is None:
+        raise TypeError(
+            f'{dataset_cls.__name__} has no {LAYOUT_ATTRIBUTE}; every registered dataset names '
+            "its synthetic layout function as 'package.module:function' to join the fuzz "
+            'tests (see medtrans/datasets/synthetic/__init__.py).')
+    module_name, sep, func_name = ref.partition(':') if isinstance(ref, str) else ('', '', '')
+    if not (module_name and sep and func_name):
+        raise ValueError(f"{name} is {ref!r}; expected a string 'package.module:function'.")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f'{name} is {ref!r}, which could not be imported: {err}') from err
+    if not callable(func):
+        raise ValueError(f'{name} is {ref!r}, which is a {type(func).__name__}; expected a '
+                         'function(root) returning a SyntheticLayout.')
+    return func
 
 
 def write_synthetic_layout(dataset_cls: type, root: str) -> SyntheticLayout:
-    """Call a dataset class's ``synthetic_layout`` and check what it returns.
+    """Write a dataset class's synthetic layout under ``root`` and check what it returns.
 
     Args:
-        dataset_cls (type): A dataset class implementing the protocol.
+        dataset_cls (type): A dataset class naming its layout function (:func:`find_layout`).
         root (str): Folder to write the layout to.
 
     Returns:
         SyntheticLayout: The layout, with at least one file and every listed file under ``root``.
 
     Raises:
-        TypeError: The class does not implement the protocol, or it returned something else
-            than a :class:`SyntheticLayout`.
-        ValueError: The layout lists no file, a file that does not exist, a file outside
-            ``root``, or no target key.
+        TypeError: The class names no layout function, or that function returned something
+            else than a :class:`SyntheticLayout`.
+        ValueError: A reference that does not resolve, or a layout that lists no file, a file
+            that does not exist, a file outside ``root``, or no target key.
     """
-    method: Callable = getattr(dataset_cls, PROTOCOL_METHOD, None)
-    if not callable(method):
-        raise TypeError(f'{dataset_cls.__name__} has no classmethod {PROTOCOL_METHOD}(root); '
-                        'every registered dataset implements it to join the fuzz tests '
-                        '(see medtrans/datasets/fuzz.py).')
-    layout = method(root)
-    name = f'{dataset_cls.__name__}.{PROTOCOL_METHOD}'
+    layout_fn = find_layout(dataset_cls)
+    layout = layout_fn(root)
+    name = f'{getattr(dataset_cls, LAYOUT_ATTRIBUTE)} (layout of {dataset_cls.__name__})'
     if not isinstance(layout, SyntheticLayout):
         raise TypeError(f'{name} returned {type(layout).__name__}; expected a SyntheticLayout.')
     files = layout.files()
