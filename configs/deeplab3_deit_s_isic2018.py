@@ -16,3 +16,5 @@ model = dict(backbone=dict(pretrained=pretrained))
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
+# The segmentation visualisation hook (drawn by tools/test.py --show-dir).
+default_hooks = dict(visualization=dict(type='mmseg.SegVisualizationHook'))

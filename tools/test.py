@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--show-dir DIR]``."""
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--show-dir DIR] [--out F]``."""
 import argparse
 
 from medtrans.apis.cli import add_config_args, add_launcher_args, load_config
@@ -9,19 +9,30 @@ def parse_args():
     add_config_args(parser)
     parser.add_argument('checkpoint', help='checkpoint file (loaded without executing code)')
     parser.add_argument('--show-dir', help='save prediction overlays as PNG files in this dir')
+    parser.add_argument(
+        '--out', help='classification: write each image\'s id, label(s) and class '
+        'probabilities to this CSV file')
     add_launcher_args(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    from medtrans.apis import build_runner, close_distributed, enable_show_dir, prepare_config
+    from medtrans.apis import (
+        build_runner,
+        close_distributed,
+        enable_predictions_csv,
+        enable_show_dir,
+        prepare_config,
+    )
 
     cfg = load_config(args.config, args.cfg_options, args.local_rank)
     prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
                    load_from=args.checkpoint)
     if args.show_dir:
         enable_show_dir(cfg, args.show_dir)
+    if args.out:
+        enable_predictions_csv(cfg, args.out)
     runner = build_runner(cfg)
     try:
         runner.test()

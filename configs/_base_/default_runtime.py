@@ -8,9 +8,8 @@ env_cfg = dict(
 randomness = dict(seed=0, deterministic=False)
 # Set `tensorboard = True` (or --cfg-options tensorboard=True) to also log to TensorBoard.
 tensorboard = False
+# The task's visualizer and visualization hook come with its dataset base.
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='mmseg.SegLocalVisualizer', vis_backends=vis_backends, name='visualizer', alpha=0.5)
 log_processor = dict(by_epoch=False, window_size=20)
 log_level = 'INFO'
 load_from = None

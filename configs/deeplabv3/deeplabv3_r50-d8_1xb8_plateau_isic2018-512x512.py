@@ -9,3 +9,5 @@ _base_ = [
 pretrained = 'checkpoints/resnet50_imagenet.pth'
 model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# The segmentation visualisation hook (drawn by tools/test.py --show-dir).
+default_hooks = dict(visualization=dict(type='mmseg.SegVisualizationHook'))

@@ -3,7 +3,9 @@ from .run import (
     build_runner,
     check_work_dir,
     close_distributed,
+    enable_predictions_csv,
     enable_show_dir,
+    fill_placeholders,
     fill_work_dir,
     final_metrics_summary,
     latest_checkpoint,
@@ -13,5 +15,6 @@ from .run import (
 __all__ = [
     'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
     'check_work_dir', 'final_metrics_summary', 'latest_checkpoint', 'add_config_args',
-    'add_launcher_args', 'load_config'
+    'add_launcher_args', 'load_config', 'enable_predictions_csv',
+    'fill_placeholders'
 ]

@@ -4,7 +4,7 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.distributed as dist
@@ -18,9 +18,48 @@ from medtrans.setup_env import register_all_modules
 from medtrans.utils import export_local_rank, init_cpu_distributed, use_cpu_distributed
 
 __all__ = [
-    'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
-    'check_work_dir', 'final_metrics_summary', 'latest_checkpoint'
+    'prepare_config', 'build_runner', 'fill_work_dir', 'fill_placeholders', 'enable_show_dir',
+    'close_distributed', 'check_work_dir', 'final_metrics_summary', 'latest_checkpoint',
+    'enable_predictions_csv'
 ]
+
+
+MONITOR_PLACEHOLDER = '{monitor}'
+
+
+def fill_placeholders(node, values: Dict[str, str]):
+    """Replace placeholders (``'{work_dir}'``, ``'{monitor}'``) in every string of a config tree.
+
+    Args:
+        node: A config value; dicts are changed in place, lists and tuples rebuilt.
+        values (dict[str, str]): Placeholder -> replacement.
+
+    Returns:
+        The filled value.
+    """
+    if isinstance(node, str):
+        for placeholder, value in values.items():
+            node = node.replace(placeholder, value)
+        return node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            node[key] = fill_placeholders(value, values)
+        return node
+    if isinstance(node, list):
+        return [fill_placeholders(value, values) for value in node]
+    if isinstance(node, tuple):
+        return tuple(fill_placeholders(value, values) for value in node)
+    return node
+
+
+def _uses(node, placeholder: str) -> bool:
+    if isinstance(node, str):
+        return placeholder in node
+    if isinstance(node, dict):
+        return any(_uses(value, placeholder) for value in node.values())
+    if isinstance(node, (list, tuple)):
+        return any(_uses(value, placeholder) for value in node)
+    return False
 
 
 def fill_work_dir(node, work_dir: str):
@@ -29,17 +68,7 @@ def fill_work_dir(node, work_dir: str):
     Configs name run-specific files (such as a dataset's split record) relative to the run's
     work dir, which is only known once the command line is read.
     """
-    if isinstance(node, str):
-        return node.replace(WORK_DIR_PLACEHOLDER, work_dir)
-    if isinstance(node, dict):
-        for key, value in node.items():
-            node[key] = fill_work_dir(value, work_dir)
-        return node
-    if isinstance(node, list):
-        return [fill_work_dir(value, work_dir) for value in node]
-    if isinstance(node, tuple):
-        return tuple(fill_work_dir(value, work_dir) for value in node)
-    return node
+    return fill_placeholders(node, {WORK_DIR_PLACEHOLDER: work_dir})
 
 
 def _enable_amp(cfg: Config) -> None:
@@ -67,6 +96,9 @@ def prepare_config(cfg: Config,
     """Complete a loaded config the way mmseg's tools do, plus medtrans' conventions.
 
     Work dir priority: ``work_dir`` argument > ``cfg.work_dir`` > ``./work_dirs/<config name>``.
+    The placeholders ``'{work_dir}'`` and ``'{monitor}'`` in the config's strings are replaced by
+    the work dir and by ``cfg.monitor`` (the validation metric that picks the best checkpoint
+    and drives the plateau schedule), so each is set once.
     ``cfg.tensorboard = True`` adds a TensorBoard backend to the visualizer. On machines without
     CUDA, a distributed launcher starts a gloo group (see :mod:`medtrans.utils.compat`).
 
@@ -88,9 +120,16 @@ def prepare_config(cfg: Config,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    values = {WORK_DIR_PLACEHOLDER: cfg.work_dir}
+    if isinstance(cfg.get('monitor'), str):
+        values[MONITOR_PLACEHOLDER] = cfg.monitor
     for key in list(cfg.keys()):
-        if key != 'work_dir':
-            cfg[key] = fill_work_dir(cfg[key], cfg.work_dir)
+        if key not in ('work_dir', 'monitor'):
+            cfg[key] = fill_placeholders(cfg[key], values)
+    if MONITOR_PLACEHOLDER not in values and _uses(cfg._cfg_dict, MONITOR_PLACEHOLDER):
+        raise ValueError(f'The config uses the placeholder {MONITOR_PLACEHOLDER} but sets no '
+                         "`monitor` (e.g. monitor = 'kappa': the validation metric that picks "
+                         'the best checkpoint and drives the LR plateau schedule).')
     if amp:
         _enable_amp(cfg)
     if isinstance(resume, str):
@@ -229,6 +268,20 @@ def enable_show_dir(cfg: Config, show_dir: str) -> Config:
     hook['draw'] = True
     hook['interval'] = 1
     cfg.visualizer['save_dir'] = show_dir
+    return cfg
+
+
+def enable_predictions_csv(cfg: Config, out_file: str) -> Config:
+    """Make the test run also write each sample's class probabilities to ``out_file`` (CSV).
+
+    See :class:`medtrans.evaluation.metrics.DumpPredictionsCsv` for the columns.
+    """
+    evaluators = cfg.test_evaluator
+    if isinstance(evaluators, dict) and 'metrics' in evaluators:
+        evaluators = evaluators['metrics']
+    evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
+    evaluators.append(dict(type='DumpPredictionsCsv', out_file=out_file))
+    cfg.test_evaluator = evaluators
     return cfg
 
 

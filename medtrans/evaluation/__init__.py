@@ -1,4 +1,5 @@
 from . import functional
-from .metrics import LesionSegMetric
+from .metrics import *  # noqa: F401,F403
+from .metrics import __all__ as _metrics
 
-__all__ = ['functional', 'LesionSegMetric']
+__all__ = ['functional', *_metrics]

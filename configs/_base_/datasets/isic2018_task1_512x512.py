@@ -60,3 +60,8 @@ test_dataloader = dict(
         pipeline=test_pipeline, test_mode=True))
 val_evaluator = dict(type='LesionSegMetric')
 test_evaluator = val_evaluator
+# The metric that picks the best checkpoint and drives the plateau schedule.
+monitor = 'IoU'
+visualizer = dict(
+    type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
+    name='visualizer', alpha=0.5)

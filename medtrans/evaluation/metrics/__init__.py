@@ -1,3 +1,6 @@
+from .classification import BalancedRecallMetric, CohenKappaMetric, ROCAUCMetric
+from .dump_predictions_csv import DumpPredictionsCsv
 from .lesion_seg_metric import LesionSegMetric
 
-__all__ = ['LesionSegMetric']
+__all__ = ['LesionSegMetric', 'CohenKappaMetric', 'ROCAUCMetric', 'BalancedRecallMetric',
+           'DumpPredictionsCsv']

@@ -1,0 +1,3 @@
+from .masked_bce import MaskedBCEWithLogitsLoss
+
+__all__ = ['MaskedBCEWithLogitsLoss']
