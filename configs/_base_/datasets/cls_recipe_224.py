@@ -1,0 +1,45 @@
+# The study's classification recipe (docs: ../../shared/docs/paper-settings.md): resize to 256x256,
+# horizontal and vertical flips, colour jitter (0.2, 0.2, 0.1, 0.1) with p=0.8 and a random
+# resized crop to 224 (area 0.8-1.2 of the image, as the study's code: an area above 1 cannot
+# be cut out and falls back to a centre crop); validation and test: resize 256, centre crop 224.
+# Each dataset base inherits this and sets the dataset, its metric and `monitor`.
+img_size = 224
+resize = (256, 256)
+meta_keys = ('sample_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape')
+train_pipeline = [
+    dict(type='LoadImageStrict', to_rgb_channels=True),
+    dict(type='Resize', scale=resize, keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(
+        type='RandomApply',
+        prob=0.8,
+        transforms=[
+            dict(type='ColorJitter', brightness=0.2, contrast=0.2, saturation=0.1, hue=0.1)
+        ]),
+    dict(type='mmpretrain.RandomResizedCrop', scale=img_size, crop_ratio_range=(0.8, 1.2)),
+    dict(type='mmpretrain.PackInputs', meta_keys=meta_keys),
+]
+test_pipeline = [
+    dict(type='LoadImageStrict', to_rgb_channels=True),
+    dict(type='Resize', scale=resize, keep_ratio=False),
+    dict(type='mmpretrain.CenterCrop', crop_size=img_size),
+    dict(type='mmpretrain.PackInputs', meta_keys=meta_keys),
+]
+# Batch 64 on one GPU (the study does not state its fine-tuning batch size). With another total
+# batch size, `auto_scale_lr = dict(enable=True)` scales the LR linearly from 64.
+batch_size = 64
+auto_scale_lr = dict(base_batch_size=64, enable=False)
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(pipeline=test_pipeline, test_mode=True))
+test_dataloader = val_dataloader

@@ -1,0 +1,9 @@
+# Table 1, ImageNet init: Inception-v3 on CheXpert, mean ROC-AUC.
+_base_ = [
+    '../../_base_/models/cls_inception-v3.py',
+    '../../_base_/datasets/chexpert.py',
+    '../../_base_/default_runtime.py',
+    '../../_base_/schedules/adam_plateau_20k.py',
+]
+pretrained = 'checkpoints/inception_v3.tv_in1k.safetensors'
+model = dict(backbone=dict(pretrained=pretrained), head={{_base_.head}})

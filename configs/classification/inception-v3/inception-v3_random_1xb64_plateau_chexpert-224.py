@@ -1,0 +1,10 @@
+# Table 1, random init (Kaiming): Inception-v3 on CheXpert, mean ROC-AUC.
+_base_ = [
+    '../../_base_/models/cls_inception-v3.py',
+    '../../_base_/datasets/chexpert.py',
+    '../../_base_/default_runtime.py',
+    '../../_base_/schedules/adam_plateau_20k.py',
+]
+model = dict(head={{_base_.head}})
+# The study: LR 1e-3 from random init.
+optim_wrapper = dict(optimizer=dict(lr=1e-3))

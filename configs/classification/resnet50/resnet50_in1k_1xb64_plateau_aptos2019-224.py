@@ -1,0 +1,9 @@
+# Tables 1 and 4, ImageNet init: ResNet-50 on APTOS 2019, quadratic kappa.
+_base_ = [
+    '../../_base_/models/cls_resnet50.py',
+    '../../_base_/datasets/aptos2019.py',
+    '../../_base_/default_runtime.py',
+    '../../_base_/schedules/adam_plateau_20k.py',
+]
+pretrained = 'checkpoints/resnet50.tv_in1k.safetensors'
+model = dict(backbone=dict(pretrained=pretrained), head={{_base_.head}})
