@@ -3,8 +3,9 @@
 Written once for every resumable tiny config: a new algorithm joins by adding its tiny config to
 ``RESUMABLE_CONFIGS``. Each config is run three times on the CPU with a fixed seed and the
 deterministic switch: twice uninterrupted (the two must agree: determinism), and once killed at
-a random iteration and resumed with ``--resume`` (must agree with them: exact resume). The kill
-point is printed; ``MEDTRANS_KILL_AT=N`` repeats a given one.
+an iteration drawn with a seed (``MEDTRANS_KILL_SEED``, default 0) and resumed with ``--resume``
+(must agree with them: exact resume). The kill point is printed and named in every failure;
+``MEDTRANS_KILL_AT=N`` repeats a given one.
 """
 import json
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,24 +71,75 @@ def _train_and_kill(config, data_root, work_dir, kill_at):
     assert proc.returncode == -signal.SIGKILL
 
 
+# Values that name a run, time it or name the code's commit (mmengine_version ends with the git
+# hash) rather than describe its state. Everything else in the final checkpoint must be equal.
+_RUN_SPECIFIC_META = ('cfg', 'time', 'experiment_name', 'mmengine_version')
+_RUN_SPECIFIC_INFO = ('cfg', 'experiment_name', 'mmengine_version', 'eta')
+_PATH_INFO = ('last_ckpt', 'best_ckpt')  # in another work dir: compare the file names
+
+
 def _final_state(work_dir):
+    """The final checkpoint, decoded as a resume would, and the validation results, minus what
+    names or times the run."""
     ckpt = torch.load(work_dir / f'iter_{MAX_ITERS}.pth', weights_only=True)
-    metrics = json.loads((work_dir / 'metrics' / f'val_{MAX_ITERS}.json').read_text())
-    best = from_plain(ckpt['message_hub'])['runtime_info'].get('best_score')
-    return dict(weights=ckpt['state_dict'], optimizer=ckpt['optimizer'],
-                schedulers=ckpt['param_schedulers'], best=best, metrics=metrics['metrics'])
+    state = {key: value if key == 'state_dict' else from_plain(value)
+             for key, value in ckpt.items()}
+    for key in _RUN_SPECIFIC_META:
+        state['meta'].pop(key)
+    hub = state['message_hub']
+    for key in _RUN_SPECIFIC_INFO:
+        hub['runtime_info'].pop(key)
+    for key in _PATH_INFO:
+        hub['runtime_info'][key] = Path(hub['runtime_info'][key]).name
+    hub['log_scalars'] = {key: buffer.data for key, buffer in hub['log_scalars'].items()
+                          if not key.endswith('time')}
+    state['val'] = {}
+    for path in (work_dir / 'metrics').glob('val_*.json'):
+        record = json.loads(path.read_text())
+        record.pop('timestamp')
+        state['val'][path.name] = record
+    state['best_checkpoints'] = sorted(p.name for p in work_dir.glob('best_*.pth'))
+    return state
 
 
-def _assert_same(a, b):
-    assert a['weights'].keys() == b['weights'].keys()
-    for key in a['weights']:
-        assert torch.equal(a['weights'][key], b['weights'][key]), key
-    for group_a, group_b in zip(a['optimizer']['param_groups'], b['optimizer']['param_groups']):
-        assert group_a['lr'] == group_b['lr']
-    # LR schedules (warm-up, reduce-on-plateau counters) and best-metric tracking.
-    assert a['schedulers'] == b['schedulers']
-    assert a['best'] == b['best']
-    assert a['metrics'] == b['metrics']
+def _differences(a, b, path='checkpoint'):
+    """Paths at which ``a`` and ``b`` differ in type, structure or exact value."""
+    if type(a) is not type(b):
+        return [f'{path}: {type(a).__name__} vs {type(b).__name__}']
+    if isinstance(a, dict):
+        if a.keys() != b.keys():
+            return [f'{path}: keys {sorted(map(str, a.keys() ^ b.keys()))} in only one']
+        return [d for key in a for d in _differences(a[key], b[key], f'{path}.{key}')]
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return [f'{path}: length {len(a)} vs {len(b)}']
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f'{path}[{i}]')]
+    if isinstance(a, torch.Tensor):
+        same = a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    elif isinstance(a, np.ndarray):
+        same = a.dtype == b.dtype and np.array_equal(a, b)
+    else:
+        same = a == b or (a != a and b != b)  # NaN equals NaN here
+    return [] if same else [f'{path}: {a!r:.80} vs {b!r:.80}']
+
+
+def _assert_same(a, b, context):
+    # Every key is compared: model weights, the whole optimizer state (Adam's step, exp_avg and
+    # exp_avg_sq per parameter, every param-group key), schedulers (warm-up, reduce-on-plateau
+    # counters), message hub (logged losses, best score, checkpoint bookkeeping), RNG states,
+    # meta, and every validation's metrics.
+    assert a.keys() == b.keys()
+    assert a['optimizer']['state'], 'no optimizer state to compare'
+    diffs = _differences(a, b)
+    assert not diffs, f'{context}: {len(diffs)} differences, first: ' + '; '.join(diffs[:5])
+
+
+def _kill_point():
+    """The iteration to kill at: ``MEDTRANS_KILL_AT``, or drawn with ``MEDTRANS_KILL_SEED``."""
+    if os.environ.get('MEDTRANS_KILL_AT'):
+        return int(os.environ['MEDTRANS_KILL_AT']), 'from MEDTRANS_KILL_AT'
+    seed = int(os.environ.get('MEDTRANS_KILL_SEED', 0))
+    return random.Random(seed).randint(3, MAX_ITERS - 2), f'drawn with MEDTRANS_KILL_SEED={seed}'
 
 
 @pytest.fixture(scope='module')
@@ -101,14 +154,14 @@ def test_killed_and_resumed_run_matches_uninterrupted(config, data_root, tmp_pat
     _train(config, data_root, tmp_path / 'a')
     _train(config, data_root, tmp_path / 'b')
     reference = _final_state(tmp_path / 'a')
-    _assert_same(reference, _final_state(tmp_path / 'b'))  # same seed, same result
+    _assert_same(reference, _final_state(tmp_path / 'b'), 'two uninterrupted runs')
 
-    kill_at = (int(os.environ.get('MEDTRANS_KILL_AT', 0))
-               or random.Random().randint(3, MAX_ITERS - 2))
-    print(f'killing at iteration {kill_at} (set MEDTRANS_KILL_AT to repeat)')
+    kill_at, origin = _kill_point()
+    context = f'killed at iteration {kill_at} ({origin}; MEDTRANS_KILL_AT={kill_at} repeats it)'
+    print(context)
     killed = tmp_path / 'killed'
     _train_and_kill(config, data_root, killed, kill_at)
     assert not (killed / f'iter_{MAX_ITERS}.pth').exists()
     log = _train(config, data_root, killed, resume=True)
-    assert 'Advance dataloader' in log  # it resumed mid-run, not from scratch
-    _assert_same(reference, _final_state(killed))
+    assert 'Advance dataloader' in log, context  # it resumed mid-run, not from scratch
+    _assert_same(reference, _final_state(killed), context)

@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 
 from medtrans.registry import HOOKS
 from medtrans.utils.plain_state import from_plain, to_plain
@@ -15,32 +15,41 @@ __all__ = ['SafeResumeHook']
 class SafeResumeHook(Hook):
     """Keep the run's own checkpoints loadable with ``weights_only=True``.
 
-    Before a checkpoint is written, the message hub (``HistoryBuffer`` objects, numpy values) and
-    the Python, numpy and torch RNG states are encoded as tensors and plain containers
-    (:func:`medtrans.utils.plain_state.to_plain`); after a checkpoint is read they are decoded and
-    the RNG states restored. medtrans loads every checkpoint with ``weights_only=True``, so a
-    resume file, like a weight file from outside, can never run code.
+    Before a checkpoint is written, the Python, numpy and torch RNG states are added, and what
+    weights-only loading would refuse in everything but the model weights (``HistoryBuffer``
+    objects and numpy values in the message hub, numpy RNG state, metric values kept by
+    schedulers) is encoded by :func:`medtrans.utils.plain_state.to_plain`; the rest, ``meta``
+    included, is stored as it is, so stock OpenMMLab tools read it. After a checkpoint is read,
+    the encoded values are decoded and the RNG states restored. medtrans loads every checkpoint
+    with ``weights_only=True``, so a resume file, like a weight file from outside, can never run
+    code.
+
+    A checkpoint written at an iteration that also validates is written again after the
+    validation (MMEngine does so only when the best score improved), so that a resume from it
+    does not skip the validation's effects.
 
     It runs last on save (priority ``LOWEST``) so that it sees what other hooks added.
     """
 
     priority = 'LOWEST'
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # During validation (a best checkpoint) the training streams are the ones stashed.
-        checkpoint['rng_state'] = self._train_rng_state or _get_rng_state()
-        for key in ('message_hub', 'rng_state', 'meta'):
-            if key in checkpoint:
-                checkpoint[key] = to_plain(checkpoint[key], key)
-
     def __init__(self) -> None:
         self._loaded_rng_state = None
-        self._train_rng_state = None
+        self._train_rng_state = None  # set while validating
+        self._saved_before_val = None  # (epoch, iter) of a checkpoint written before validation
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        validating = self._train_rng_state is not None
+        # During validation (a best checkpoint) the training streams are the ones stashed.
+        checkpoint['rng_state'] = self._train_rng_state if validating else _get_rng_state()
+        self._saved_before_val = (
+            None if validating else (checkpoint['meta']['epoch'], checkpoint['meta']['iter']))
+        for key in _run_state_keys(checkpoint):
+            checkpoint[key] = to_plain(checkpoint[key], key)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        for key in ('message_hub', 'rng_state', 'meta'):
-            if key in checkpoint:
-                checkpoint[key] = from_plain(checkpoint[key])
+        for key in _run_state_keys(checkpoint):
+            checkpoint[key] = from_plain(checkpoint[key])
         self._loaded_rng_state = checkpoint.get('rng_state')
 
     def before_train(self, runner) -> None:
@@ -60,9 +69,28 @@ class SafeResumeHook(Hook):
         self._train_rng_state = _get_rng_state()
 
     def after_val_epoch(self, runner, metrics=None) -> None:
+        # MMEngine writes a checkpoint due at a validation's iteration before validating, and
+        # writes it again afterwards only when the best score improved. A resume from the first
+        # version would skip this validation's effects (the reduce-on-plateau step, the logged
+        # metrics), so write it again, as MMEngine does for a best score; this hook runs after
+        # the others, so the checkpoint holds all their updates.
+        checkpoint_hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        if (checkpoint_hook is not None
+                and self._saved_before_val == (runner.epoch, runner.iter)):
+            step = runner.epoch if checkpoint_hook.by_epoch else runner.iter
+            checkpoint_hook._save_checkpoint_with_step(
+                runner, step, dict(epoch=runner.epoch, iter=runner.iter))
+        self._saved_before_val = None
         if self._train_rng_state is not None:
             _set_rng_state(self._train_rng_state)
             self._train_rng_state = None
+
+
+def _run_state_keys(checkpoint: dict) -> list:
+    # Everything but model weights (``state_dict``, EMAHook's ``ema_state_dict``): those are
+    # tensors already, and rebuilding them would drop the ``_metadata`` that versioned modules
+    # read when loading.
+    return [key for key in checkpoint if not key.endswith('state_dict')]
 
 
 def _get_rng_state() -> dict:
