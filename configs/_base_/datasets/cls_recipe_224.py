@@ -7,7 +7,7 @@ img_size = 224
 resize = (256, 256)
 meta_keys = ('sample_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape')
 train_pipeline = [
-    dict(type='LoadImageStrict', to_rgb_channels=True),
+    dict(type='LoadImageStrict'),
     dict(type='Resize', scale=resize, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
@@ -21,7 +21,7 @@ train_pipeline = [
     dict(type='mmpretrain.PackInputs', meta_keys=meta_keys),
 ]
 test_pipeline = [
-    dict(type='LoadImageStrict', to_rgb_channels=True),
+    dict(type='LoadImageStrict'),
     dict(type='Resize', scale=resize, keep_ratio=False),
     dict(type='mmpretrain.CenterCrop', crop_size=img_size),
     dict(type='mmpretrain.PackInputs', meta_keys=meta_keys),

@@ -3,9 +3,15 @@
 _base_ = ['./cls_recipe_224.py']
 dataset_type = 'PCamDataset'
 data_root = 'data/pcam'
-train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, split='train'))
-val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, split='val'))
-test_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, split='test'))
+# Patches come from the h5 files, not from image files: the recipe with that loader first.
+train_pipeline = [dict(type='LoadPCamPatch')] + _base_.train_pipeline[1:]
+test_pipeline = [dict(type='LoadPCamPatch')] + _base_.test_pipeline[1:]
+train_dataloader = dict(
+    dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline))
+test_dataloader = dict(
+    dataset=dict(type=dataset_type, data_root=data_root, split='test', pipeline=test_pipeline))
 val_evaluator = dict(type='ROCAUCMetric')
 test_evaluator = val_evaluator
 monitor = 'auc'

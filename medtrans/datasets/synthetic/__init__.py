@@ -26,12 +26,16 @@ own module, ``'my_plugin.synthetic:my_layout'``). A registered class without ``S
 or whose reference does not resolve, fails those tests: none opts out silently. A subclass
 inherits its parent's layout unless it names its own.
 """
+from .aptos import aptos2019_layout
+from .classification import write_csv, write_images
+from .custom import custom_cls_layout
 from .isic2018 import (
     MANIFEST_NAME,
     is_complete_synthetic_isic2018,
     isic2018_task1_layout,
     make_synthetic_isic2018,
 )
+from .isic2019 import isic2019_layout
 from .layout import (
     FILE_KINDS,
     LAYOUT_ATTRIBUTE,
@@ -43,5 +47,6 @@ from .layout import (
 __all__ = [
     'SyntheticLayout', 'LAYOUT_ATTRIBUTE', 'FILE_KINDS', 'find_layout', 'write_synthetic_layout',
     'make_synthetic_isic2018', 'is_complete_synthetic_isic2018', 'isic2018_task1_layout',
-    'MANIFEST_NAME'
+    'MANIFEST_NAME', 'aptos2019_layout', 'isic2019_layout', 'custom_cls_layout', 'write_images',
+    'write_csv'
 ]

@@ -13,7 +13,7 @@ __all__ = ['SyntheticLayout', 'LAYOUT_ATTRIBUTE', 'FILE_KINDS', 'find_layout',
 #: Class attribute of a dataset class: ``'package.module:function'`` of its layout function.
 LAYOUT_ATTRIBUTE = 'SYNTHETIC_LAYOUT'
 #: The kinds of file a layout lists, each with its own corruptions in the fuzz tests.
-FILE_KINDS = ('images', 'masks', 'label_tables')
+FILE_KINDS = ('images', 'masks', 'label_tables', 'dicom_files', 'h5_files')
 
 
 @dataclass
@@ -31,6 +31,8 @@ class SyntheticLayout:
         images (list[str]): Paths of the image files under ``root``. Defaults to [].
         masks (list[str]): Paths of the mask files under ``root``. Defaults to [].
         label_tables (list[str]): Paths of the CSV label tables under ``root``. Defaults to [].
+        dicom_files (list[str]): Paths of the DICOM files under ``root``. Defaults to [].
+        h5_files (list[str]): Paths of the HDF5 files under ``root``. Defaults to [].
     """
 
     root: str
@@ -40,6 +42,8 @@ class SyntheticLayout:
     images: List[str] = field(default_factory=list)
     masks: List[str] = field(default_factory=list)
     label_tables: List[str] = field(default_factory=list)
+    dicom_files: List[str] = field(default_factory=list)
+    h5_files: List[str] = field(default_factory=list)
 
     def files(self) -> Dict[str, List[str]]:
         """The layout's files by kind (:data:`FILE_KINDS`), kinds without files left out."""

@@ -1,4 +1,6 @@
 from .color import ColorJitter
+from .dicom import LoadDicom
+from .h5 import LoadPCamPatch
 from .loading import LoadBinaryMask, LoadImageStrict
 
-__all__ = ['LoadImageStrict', 'LoadBinaryMask', 'ColorJitter']
+__all__ = ['LoadImageStrict', 'LoadBinaryMask', 'ColorJitter', 'LoadDicom', 'LoadPCamPatch']

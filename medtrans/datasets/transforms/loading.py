@@ -4,7 +4,7 @@
 MMSeg's ``LoadAnnotations`` where a corrupt image or a mask with unexpected values must stop the
 run with the file's name, not turn into an ``AssertionError`` or a silently wrong label.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import cv2
 import mmengine.fileio as fileio
@@ -28,35 +28,65 @@ def _read_bytes(path: str, backend_args: Optional[dict]) -> bytes:
     return content
 
 
-def _jpeg_is_truncated(content: bytes) -> bool:
-    """Whether a JPEG stream ends before its end-of-image marker.
+# Start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size.
+_SOF_MARKERS = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
+                          0xCE, 0xCF))
+# OpenCV's reduced decoding flags (libjpeg DCT scaling), by factor: (grey, colour).
+_REDUCED = {8: (cv2.IMREAD_REDUCED_GRAYSCALE_8, cv2.IMREAD_REDUCED_COLOR_8),
+            4: (cv2.IMREAD_REDUCED_GRAYSCALE_4, cv2.IMREAD_REDUCED_COLOR_4),
+            2: (cv2.IMREAD_REDUCED_GRAYSCALE_2, cv2.IMREAD_REDUCED_COLOR_2)}
 
-    Some OpenCV builds decode a truncated JPEG with a warning and grey-filled rows. The segment
-    headers before the first scan are walked (so that a thumbnail inside EXIF data is skipped);
-    after it, entropy-coded data cannot contain the end-of-image marker FFD9, so a complete file
-    has one after the scan start. Bytes after the marker (camera trailers) are allowed.
+
+def _walk_jpeg(content: bytes) -> Tuple[Optional[int], Optional[Tuple[int, int]]]:
+    """Walk a JPEG's segment headers up to its first scan.
+
+    The headers are walked (not searched), so that a thumbnail inside EXIF data is skipped.
+
+    Returns:
+        tuple: The offset of the start-of-scan marker (-1 if the data end before it, None if
+        bytes that are not a marker come first: not the structure walked here), and the
+        (height, width) of the frame header if one came before.
     """
-    pos = 2
+    pos, size = 2, None
     while pos + 4 <= len(content):
         if content[pos] != 0xFF:
-            # Not the structure walked here: leave the judgement to the decoder.
-            return False
+            return None, size
         marker = content[pos + 1]
         if marker == 0xFF:
             pos += 1  # fill byte before a marker
-        elif marker == 0xDA:
-            return content.find(b'\xff\xd9', pos) == -1
-        else:
-            pos += 2 + int.from_bytes(content[pos + 2:pos + 4], 'big')
-    return True
+            continue
+        if marker == 0xDA:
+            return pos, size
+        if marker in _SOF_MARKERS and pos + 9 <= len(content):
+            size = (int.from_bytes(content[pos + 5:pos + 7], 'big'),
+                    int.from_bytes(content[pos + 7:pos + 9], 'big'))
+        pos += 2 + int.from_bytes(content[pos + 2:pos + 4], 'big')
+    return -1, size
 
 
-def _decode(path: str, content: bytes) -> np.ndarray:
-    """Decode image bytes with OpenCV, as stored (any depth and channels, no EXIF rotation)."""
-    if content[:2] == b'\xff\xd8' and _jpeg_is_truncated(content):
-        raise ValueError(f'"{path}" is a truncated JPEG (no end-of-image marker); {_DECODABLE}.')
+def _decode(path: str, content: bytes, reduce_jpeg_to: Optional[int] = None,
+            grey: bool = False) -> np.ndarray:
+    """Decode image bytes with OpenCV, as stored (any depth and channels, no EXIF rotation).
+
+    A JPEG is decoded at 1/2, 1/4 or 1/8 of its size (8-bit, BGR or grey as ``grey`` says)
+    when ``reduce_jpeg_to`` is given and its shorter side stays at least that long.
+    """
+    flags = cv2.IMREAD_UNCHANGED
+    if content[:2] == b'\xff\xd8':
+        # Some OpenCV builds decode a truncated JPEG with a warning and grey-filled rows.
+        # Entropy-coded data cannot contain the end-of-image marker FFD9, so a complete file
+        # has one after the scan start; bytes after it (camera trailers) are allowed.
+        scan, size = _walk_jpeg(content)
+        if scan == -1 or (scan is not None and content.find(b'\xff\xd9', scan) == -1):
+            raise ValueError(f'"{path}" is a truncated JPEG (no end-of-image marker); '
+                             f'{_DECODABLE}.')
+        if reduce_jpeg_to is not None and size is not None:
+            factor = next((f for f in _REDUCED if -(-min(size) // f) >= reduce_jpeg_to), None)
+            if factor is not None:
+                # IMREAD_UNCHANGED ignores the EXIF orientation; so must the reduced decoding.
+                flags = _REDUCED[factor][0 if grey else 1] | cv2.IMREAD_IGNORE_ORIENTATION
     try:
-        img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+        img = cv2.imdecode(np.frombuffer(content, np.uint8), flags)
     except cv2.error as err:
         # OpenCV raises, rather than returning None, for a header that declares more pixels
         # than its limit (CV_IO_MAX_IMAGE_PIXELS, 2^30).
@@ -81,8 +111,15 @@ class LoadImageStrict(BaseTransform):
 
     * 16-bit images are scaled to 8 bits by ``round(v / 257)`` (0..65535 onto 0..255);
     * an alpha channel (RGBA, grey + alpha) is dropped;
-    * ``color_type='color'``: grey images are repeated to 3 channels;
-      ``color_type='grayscale'``: colour images are converted to one channel (ITU-R BT.601).
+    * ``color_type='color'``: grey images are repeated to 3 channels (as ImageNet weights
+      expect); ``color_type='grayscale'``: colour images are converted to one channel
+      (ITU-R BT.601).
+
+    For classification pipelines that shrink large photos anyway, ``reduce_jpeg_to`` decodes
+    a JPEG at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling: an area average, and faster
+    than decoding at full size), the largest reduction that keeps its shorter side at least
+    ``reduce_jpeg_to`` pixels; ``img_shape`` and ``ori_shape`` are then the reduced size. Other
+    formats are decoded at full size. Not for segmentation: masks must match the stored size.
 
     Required Keys:
 
@@ -100,6 +137,8 @@ class LoadImageStrict(BaseTransform):
             Defaults to ``'color'``.
         backend_args (dict, optional): File backend arguments for :func:`mmengine.fileio.get`.
             Defaults to None (local files).
+        reduce_jpeg_to (int, optional): Shortest side a reduced JPEG decoding may give, e.g.
+            the first resize of the pipeline. Defaults to None (full size).
 
     Raises:
         FileNotFoundError: The file does not exist.
@@ -110,13 +149,19 @@ class LoadImageStrict(BaseTransform):
     def __init__(self,
                  to_float32: bool = False,
                  color_type: str = 'color',
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 reduce_jpeg_to: Optional[int] = None) -> None:
         if color_type not in ('color', 'grayscale'):
             raise ValueError(f"LoadImageStrict: color_type must be 'color' or 'grayscale', "
                              f'got {color_type!r}.')
+        if reduce_jpeg_to is not None and (isinstance(reduce_jpeg_to, bool) or not (
+                isinstance(reduce_jpeg_to, int) and reduce_jpeg_to > 0)):
+            raise ValueError('LoadImageStrict: reduce_jpeg_to must be a positive int or None, '
+                             f'got {reduce_jpeg_to!r}.')
         self.to_float32 = to_float32
         self.color_type = color_type
         self.backend_args = backend_args.copy() if backend_args else None
+        self.reduce_jpeg_to = reduce_jpeg_to
 
     def _to_8bit_bgr(self, path: str, img: np.ndarray) -> np.ndarray:
         if img.dtype == np.uint16:
@@ -147,7 +192,9 @@ class LoadImageStrict(BaseTransform):
             dict: ``results`` with ``img``, ``img_shape`` and ``ori_shape``.
         """
         path = results['img_path']
-        img = self._to_8bit_bgr(path, _decode(path, _read_bytes(path, self.backend_args)))
+        content = _read_bytes(path, self.backend_args)
+        img = self._to_8bit_bgr(path, _decode(path, content, self.reduce_jpeg_to,
+                                              grey=self.color_type == 'grayscale'))
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
@@ -157,7 +204,8 @@ class LoadImageStrict(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(to_float32={self.to_float32}, '
-                f"color_type='{self.color_type}', backend_args={self.backend_args})")
+                f"color_type='{self.color_type}', backend_args={self.backend_args}, "
+                f'reduce_jpeg_to={self.reduce_jpeg_to})')
 
 
 @TRANSFORMS.register_module()

@@ -1,0 +1,79 @@
+# DINO's multi-crop views (facebookresearch/dino, DataAugmentationDINO) from mmpretrain's MultiView
+# and transforms: 2 global crops of 224 (area 0.4-1 of the image) and `num_local_crops` local
+# crops of 96 (area 0.05-0.4), bicubic; each view flipped, colour-jittered (0.4, 0.4, 0.2, 0.1;
+# p=0.8), made grey (p=0.2), blurred (radius uniform in 0.1-2; p=1, 0.1 and 0.5 for the first
+# global, second global and local views), and the second global view solarised (threshold
+# 128, p=0.2). Images stay BGR: the grey weights are listed B, G, R, and the model's data
+# preprocessor converts to RGB and normalises.
+# A dino_<dataset>.py base sets `train_dataloader = {{_base_.dino_train_dataloader}}` (or the
+# DICOM or HDF5 variant) over the dataset's own base: the DINO run reads the training split of
+# the classification run.
+global_crop_size = 224
+local_crop_size = 96
+num_local_crops = 8
+global_crop_scale = (0.4, 1.0)
+local_crop_scale = (0.05, 0.4)
+flip_and_color_jitter = [
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(
+        type='RandomApply',
+        prob=0.8,
+        transforms=[
+            dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+        ]),
+    dict(
+        type='RandomGrayscale',
+        prob=0.2,
+        keep_channels=True,
+        channel_weights=(0.114, 0.587, 0.2989)),
+]
+
+
+def blur(prob):
+    return dict(
+        type='mmpretrain.GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf',
+        prob=prob)
+
+
+def crop(size, scale):
+    return dict(
+        type='mmpretrain.RandomResizedCrop', scale=size, crop_ratio_range=scale,
+        interpolation='bicubic', backend='pillow')
+
+
+dino_views = dict(
+    type='mmpretrain.MultiView',
+    num_views=[1, 1, num_local_crops],
+    transforms=[
+        [crop(global_crop_size, global_crop_scale), *flip_and_color_jitter, blur(1.0)],
+        [
+            crop(global_crop_size, global_crop_scale), *flip_and_color_jitter, blur(0.1),
+            dict(type='mmpretrain.Solarize', thr=128, prob=0.2)
+        ],
+        [crop(local_crop_size, local_crop_scale), *flip_and_color_jitter, blur(0.5)],
+    ])
+dino_pack = dict(type='mmpretrain.PackInputs')
+# Batch 256 in all (4 GPUs x 64), as the study; DINO's linear scaling rule sets the LR for
+# another total (`auto_scale_lr`). An epoch is one pass over the training split (the last
+# partial batch dropped, as DINO); a DefaultSampler gives each process its share, and
+# persistent workers keep their random streams across epochs (exact resume).
+dino_batch_size = 64
+
+
+def dino_loader(load):
+    return dict(
+        batch_size=dino_batch_size,
+        num_workers=8,
+        persistent_workers=True,
+        sampler=dict(type='DefaultSampler', shuffle=True),
+        drop_last=True,
+        collate_fn=dict(type='default_collate'),
+        dataset=dict(pipeline=[load, dino_views, dino_pack]))
+
+
+# One loader per way the datasets store their images: image files, DICOM (CBIS-DDSM), HDF5
+# (PatchCamelyon).
+dino_train_dataloader = dino_loader(dict(type='LoadImageStrict'))
+dino_train_dataloader_dicom = dino_loader(dict(type='LoadDicom'))
+dino_train_dataloader_pcam = dino_loader(dict(type='LoadPCamPatch'))
+dino_auto_scale_lr = dict(base_batch_size=256, enable=True)
