@@ -2,16 +2,14 @@
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import timm
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
 from medtrans.registry import MODELS
 
-from ..utils import kaiming_init_, load_state_dict_exactly, read_state_dict
+from .base import TimmBackbone, check_drop_path_rate
 
 __all__ = ['DeiT']
 
@@ -23,7 +21,6 @@ _ARCHS = {
     'deit-base': 'deit_base_patch16_224',
 }
 _PATCH_SIZES = (16, 8)
-_INITS = ('kaiming', 'timm')
 # The same resampling as timm's own checkpoint loading, so that both give identical weights.
 _RESAMPLE = dict(interpolation='bicubic', antialias=True)
 
@@ -31,7 +28,7 @@ FeatureOutput = Union[torch.Tensor, List[torch.Tensor]]
 
 
 @MODELS.register_module()
-class DeiT(BaseModule):
+class DeiT(TimmBackbone):
     """DeiT (data-efficient image transformer) backbone built on timm's ``VisionTransformer``.
 
     Paper: `Training data-efficient image transformers & distillation through attention
@@ -41,13 +38,18 @@ class DeiT(BaseModule):
     square or not: its position embeddings (for the ``img_size`` grid) are interpolated at run
     time to the input's patch grid. Height and width must be multiples of the patch size.
 
+    The image embedding (:meth:`forward_embedding`, ``num_features`` = ``embed_dims`` wide) is
+    the last block's CLS token after the final norm. ``out_type='featmap'`` (the segmentation
+    form) returns per ``out_indices`` block ``[patch_map, cls_token]``; ``'embedding'`` returns
+    ``(embedding,)`` for classification heads (see :class:`TimmBackbone`).
+
     A built module holds random weights (``init``); ``init_weights()``, which the Runner calls
     before training, reads ``pretrained``, as mmseg backbones do with their ``init_cfg``. So a
     config builds without its ImageNet file (to test a trained checkpoint, say), and a model
     restored from a checkpoint never reads it.
 
-    Loading ``pretrained`` (a timm / DeiT ImageNet state dict, ``.pth`` or ``.safetensors``,
-    read with ``weights_only`` so the file cannot run code):
+    Loading ``pretrained`` (a timm / DeiT ImageNet state dict or a medtrans backbone weight
+    file, ``.pth`` or ``.safetensors``, read with ``weights_only`` so the file cannot run code):
 
     - classifier keys (``head.*``) are dropped, and the final norm's when ``final_norm=False``;
     - position embeddings are resampled (bicubic) from the checkpoint's grid to this model's;
@@ -69,7 +71,11 @@ class DeiT(BaseModule):
         final_norm (bool): Apply the final LayerNorm to the last block's output (outputs of
             earlier blocks are never normalised). Defaults to True.
         output_cls_token (bool): Return the CLS token beside each patch map. Defaults to True.
-        pretrained (str, optional): Local path of ImageNet weights. Defaults to None (random).
+        out_type (str): ``'featmap'`` (patch maps, as above) or ``'embedding'`` (``forward``
+            returns ``(forward_embedding(x),)``; ``out_indices`` must stay at the last block).
+            Defaults to ``'featmap'``.
+        pretrained (str, optional): Local weight file (timm ImageNet or medtrans backbone
+            weights), read by ``init_weights()``. Defaults to None (random).
         init (str): Random initialisation when ``pretrained`` is None: ``'kaiming'`` (the
             paper's: Kaiming normal, fan-in, for convolutions and linears, zero biases,
             LayerNorm weight 1 / bias 0, position embedding and CLS token truncated normal with
@@ -77,6 +83,9 @@ class DeiT(BaseModule):
         init_cfg (dict | list[dict], optional): MMEngine initialisation config, applied by
             ``init_weights()``. Defaults to None.
     """
+
+    inner_name = 'vit'
+    classifier_prefixes = ('head.', )
 
     def __init__(self,
                  arch: str = 'deit-small',
@@ -86,85 +95,46 @@ class DeiT(BaseModule):
                  out_indices: Union[int, Sequence[int]] = (-1, ),
                  final_norm: bool = True,
                  output_cls_token: bool = True,
+                 out_type: str = 'featmap',
                  pretrained: Optional[str] = None,
                  init: str = 'kaiming',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
         if arch not in _ARCHS:
             raise ValueError(f'DeiT: arch must be one of {sorted(_ARCHS)}, got {arch!r}')
         if patch_size not in _PATCH_SIZES:
             raise ValueError(f'DeiT: patch_size must be one of {_PATCH_SIZES}, got {patch_size!r}')
-        if init not in _INITS:
-            raise ValueError(f'DeiT: init must be one of {_INITS}, got {init!r}')
-        if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'DeiT: drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
-
-        self.arch = arch
-        self.patch_size = patch_size
-        self.final_norm = final_norm
-        self.output_cls_token = output_cls_token
-        self.pretrained = pretrained
-        self.vit = timm.create_model(
-            _ARCHS[arch],
-            pretrained=False,
-            num_classes=0,
+        check_drop_path_rate(drop_path_rate, 'DeiT')
+        timm_kwargs = dict(
             dynamic_img_size=True,
             patch_size=patch_size,
             img_size=img_size,
             drop_path_rate=drop_path_rate,
             final_norm=final_norm,
             # timm's initialisation is slow (truncated normals) and wasted when the Kaiming
-            # initialisation below replaces it.
+            # initialisation replaces it.
             weight_init='' if init == 'timm' else 'skip')
-        # MMEngine's init_weights() recurses into children that have an init_weights method;
-        # timm's would overwrite the weights set here, so it is marked as initialised.
-        self.vit.is_init = True
+        super().__init__(
+            arch=arch, timm_name=_ARCHS[arch], timm_kwargs=timm_kwargs, out_type=out_type,
+            out_indices=out_indices, pretrained=pretrained, init=init, init_cfg=init_cfg)
+        self.patch_size = patch_size
+        self.final_norm = final_norm
+        self.output_cls_token = output_cls_token
         self.embed_dims: int = self.vit.embed_dim
         self.num_layers: int = len(self.vit.blocks)
-        self.out_indices = self._normalise_indices(out_indices)
-
-        if init == 'kaiming':
-            self._kaiming_init()
-
-    def init_weights(self) -> None:
-        """Apply ``init_cfg`` and load ``pretrained`` (once; later calls change nothing)."""
-        first_call = not self.is_init
-        super().init_weights()
-        if first_call and self.pretrained is not None:
-            self._load_pretrained(self.pretrained)
-
-    def _normalise_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
-        if not indices:
-            raise ValueError('DeiT: out_indices must name at least one block')
-        resolved = []
-        for index in indices:
-            if not isinstance(index, int) or not -self.num_layers <= index < self.num_layers:
-                raise ValueError(f'DeiT: out_indices entries must be ints in '
-                                 f'[{-self.num_layers}, {self.num_layers}), got {out_indices!r}')
-            resolved.append(index % self.num_layers)
-        if len(set(resolved)) != len(resolved):
-            raise ValueError(f'DeiT: out_indices name a block twice: {out_indices!r}')
-        return tuple(sorted(resolved))
 
     def _kaiming_init(self) -> None:
-        kaiming_init_(self.vit, mode='fan_in')
+        super()._kaiming_init()
         nn.init.trunc_normal_(self.vit.pos_embed, std=.02)
         nn.init.trunc_normal_(self.vit.cls_token, std=.02)
 
-    def _load_pretrained(self, path: str) -> None:
-        state_dict = read_state_dict(path, field='pretrained')
-        dropped = [k for k in state_dict if k.startswith('head.')]
-        if not self.final_norm:
-            dropped += [k for k in state_dict if k.startswith('norm.')]
-        for key in dropped:
-            del state_dict[key]
-        if dropped:
-            print_log(f'DeiT: ignored {", ".join(dropped)} of {path}', logger='current')
+    def _is_dropped(self, key: str) -> bool:
+        return super()._is_dropped(key) or (not self.final_norm and key.startswith('norm.'))
+
+    def _convert_state_dict(self, state_dict: Dict[str, torch.Tensor],
+                            path: str) -> Dict[str, torch.Tensor]:
         self._adapt_patch_embed(state_dict, path)
         self._adapt_pos_embed(state_dict, path)
-        load_state_dict_exactly(self.vit, state_dict, source=f'`pretrained` file {path}')
-        print_log(f'DeiT ({self.arch}, patch {self.patch_size}): loaded {path}', logger='current')
+        return state_dict
 
     def _adapt_patch_embed(self, state_dict: Dict[str, torch.Tensor], path: str) -> None:
         key = 'patch_embed.proj.weight'
@@ -231,10 +201,13 @@ class DeiT(BaseModule):
             x (torch.Tensor): Images ``(B, 3, H, W)``, H and W multiples of the patch size.
 
         Returns:
-            tuple: One entry per ``out_indices`` block, in block order: the patch map
+            tuple: ``out_type='embedding'``: ``(forward_embedding(x),)``. ``'featmap'``: one
+            entry per ``out_indices`` block, in block order: the patch map
             ``(B, C, H / p, W / p)``, or ``[patch_map, cls_token (B, C)]`` when
             ``output_cls_token`` (as mmseg's VisionTransformer).
         """
+        if self.out_type == 'embedding':
+            return (self.forward_embedding(x), )
         tokens, (h, w) = self._forward_tokens(x, self.out_indices)
         outs = []
         for t in tokens:
@@ -243,11 +216,11 @@ class DeiT(BaseModule):
             outs.append([patch_map, t[:, 0]] if self.output_cls_token else patch_map)
         return tuple(outs)
 
-    def forward_cls(self, x: torch.Tensor) -> torch.Tensor:
-        """The CLS token of the last block, after the final norm (if ``final_norm``).
+    def forward_embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """The image embedding: the last block's CLS token, after the final norm (if
+        ``final_norm``).
 
-        This is the image embedding used for k-NN evaluation and classification heads; it
-        equals timm's ``forward_head(forward_features(x), pre_logits=True)``.
+        It equals timm's ``forward_head(forward_features(x), pre_logits=True)``.
 
         Args:
             x (torch.Tensor): Images ``(B, 3, H, W)``.

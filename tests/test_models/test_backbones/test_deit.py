@@ -79,7 +79,7 @@ def test_imagenet_weights_match_timm_at_224(small_model, small_reference):
     ref_cls, ref_map = timm_features(small_reference, x)
     with torch.no_grad():
         outs = small_model(x)
-        cls = small_model.forward_cls(x)
+        cls = small_model.forward_embedding(x)
     assert len(outs) == 1
     patch_map, out_cls = outs[0]
     assert patch_map.shape == (2, 384, 14, 14)
@@ -185,7 +185,7 @@ def test_final_norm_off_returns_raw_last_block_and_ignores_checkpoint_norm(
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         (patch_map, ) = model(x)
-        cls = model.forward_cls(x)
+        cls = model.forward_embedding(x)
         _, (raw_last, ) = small_reference.forward_intermediates(
             x, indices=[11], return_prefix_tokens=True)
     assert isinstance(patch_map, torch.Tensor)
