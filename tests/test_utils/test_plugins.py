@@ -46,3 +46,15 @@ def test_custom_imports_in_config_registers_plugin(tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith('(1, 8, 8, 8)')
+
+
+def test_plugin_backbone_has_the_embedding_interface():
+    import torch
+
+    from medtrans.models import EmbeddingBackbone
+    register_all_modules(init_default_scope=False)
+    backbone = MODELS.build(dict(type='medtrans.TinyConvNet', channels=8))
+    assert isinstance(backbone, EmbeddingBackbone)
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(backbone.forward_embedding(x), backbone(x)[-1].mean(dim=(2, 3)))
+    assert backbone.forward_embedding(x).shape == (2, backbone.num_features)
