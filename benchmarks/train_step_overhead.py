@@ -1,151 +1,407 @@
-"""Runner overhead and achieved FLOP/s for DeepLabV3-DeiT-S training on this machine.
+"""Runner overhead and achieved FLOP/s of a segmentation training step: MMEngine vs plain PyTorch.
 
-Prints, side by side from one run:
-* the MMEngine Runner's steady-state train-step time (headline config, 512x512, batch 2) vs a
-  plain PyTorch loop over the same modules (timm DeiT-S, the CLS-token adapter, ASPP + FCN heads,
-  cross-entropy, Adam), and their ratio (target <= 1.10);
-* the FLOP/s achieved by a training step, as a fraction of this machine's fp32 matmul peak,
-  measured in the same run.
+Both sides train the model of a shipped config (default: the headline DeepLabV3-DeiT-S) on the
+same batches and do the same computation:
 
-The Runner's step is timed from its first ``before_train_iter`` hook to its last
-``after_train_iter`` hook, so it includes data preprocessing, loss parsing, the optimizer wrapper
-and every hook, but not the data loading (loaded in the main process between steps, as the plain
-loop's batches are prepared before its timing starts).
+* Runner: the real MMEngine Runner built from the config runs its own ``train()``; one step is
+  ``IterBasedTrainLoop.run_iter``: every hook, ``model.train_step`` (data preprocessor, mmseg
+  heads and losses, loss parsing) and the config's optimizer wrapper (``GuardedOptimWrapper``).
+* plain: a copy of the Runner's model (same weights, taken when the Runner starts training)
+  trained by a loop written in PyTorch: the same data preprocessor call on the Runner's batch, the
+  same modules in the same order, the same cross-entropy losses and weights, an optimizer of the
+  same class and parameter groups, and the guard's check (loss and gradients finite, checked
+  together after ``backward`` with one host sync). ``--no-guard`` removes the guard from both
+  sides.
 
-Usage: python benchmarks/train_step_overhead.py [--iters 8] [--warmup 2]
+Steps alternate in pairs on the same batch, the Runner first in even pairs and second in odd
+ones (Runner, plain, plain, Runner, Runner, ...), so that load from other processes falls on both
+sides alike and neither side always follows the data loading or the other. The first
+``--warmup`` steps of each side are not timed; the last of them runs under a FLOP counter
+(matmuls, convolutions, attention; forward and backward), so each side's FLOP/s come from its
+own step. Data loading (in the main process, between steps) is outside
+both timings. Every clock read waits for the device (CUDA-correct). The achieved FLOP/s are
+given as a share of this machine's fp32 matmul peak, measured in the same run, and on a GPU
+with tabulated datasheet peaks also of those.
+
+The noise printed beside the result: a 95% bootstrap interval of the Runner / plain ratio of
+median step times (pairs resampled together), and A-vs-A ratios: the median of one half of a
+side's steps over that of the other half (alternate blocks of two pairs, so that both halves
+hold both orders).
+
+Usage: python benchmarks/train_step_overhead.py [--config CFG] [--size 256] [--batch-size 2]
+    [--steps 30] [--warmup 3] [--no-guard]
 """
 import argparse
+import contextlib
+import copy
+import math
 import os
-import statistics
+import os.path as osp
 import tempfile
-import time
+from typing import Dict, List, Optional, Tuple
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from benchlib import (  # noqa: E402
+    clock,
+    datasheet_peaks,
+    flop_counter,
+    matmul_peak_flops,
+    median_ratio_interval,
+    split_half_ratio,
+    summary,
+)
 from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
+from torch import nn  # noqa: E402
 
-from medtrans.apis import build_runner, prepare_config  # noqa: E402
+from medtrans.apis import build_runner, load_config, prepare_config  # noqa: E402
 from medtrans.datasets.synthetic import make_synthetic_isic2018  # noqa: E402
 
-CONFIG = 'configs/deeplab3_deit_s_isic2018.py'
-SIZE = 512
-BATCH = 2
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEFAULT_CONFIG = osp.join(REPO, 'configs', 'deeplab3_deit_s_isic2018.py')
+GUARD_KEYS = ('on_non_finite', 'max_consecutive_skips')
 
 
-def matmul_peak_flops(n: int = 4096, reps: int = 5) -> float:
-    """Best fp32 matmul FLOP/s over ``reps`` products of two n x n matrices."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float('inf')
-    for _ in range(reps):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='an mmseg EncoderDecoder config with cross-entropy heads (default: '
+                        'configs/deeplab3_deit_s_isic2018.py)')
+    parser.add_argument('--size', type=int, default=256,
+                        help="input size (default: 256; the study's is 512)")
+    parser.add_argument('--batch-size', type=int, default=2, help='(default: 2)')
+    parser.add_argument('--steps', type=int, default=30,
+                        help='timed steps per side (default: 30)')
+    parser.add_argument('--warmup', type=int, default=3,
+                        help='untimed steps per side before them (default: 3)')
+    parser.add_argument('--no-guard', dest='guard', action='store_false',
+                        help="train both sides without the NaN guard (the Runner with MMEngine's "
+                        'OptimWrapper)')
+    args = parser.parse_args()
+    if args.steps < 4 or args.warmup < 1 or args.size < 32 or args.batch_size < 1:
+        parser.error('expected --steps >= 4, --warmup >= 1, --size >= 32 and --batch-size >= 1')
+    return args
 
 
-class _StepStart(Hook):
-    priority = 'HIGHEST'
+def set_input_size(cfg: Config, config_path: str, size: int) -> None:
+    """Make ``cfg`` train at ``size x size``.
 
-    def __init__(self, clock: dict) -> None:
-        self.clock = clock
+    Replaces every field equal to the config's ``crop_size`` variable (the pipelines' sizes, the
+    data preprocessor's padding size) and the backbone's ``img_size``, which is what a config
+    written for that size sets (as ``configs/demo`` does).
+    """
+    old = cfg.get('crop_size')
+    if old is None:
+        raise KeyError(f'{config_path}: --size needs the config variable "crop_size" (the '
+                       'training input size), which this config does not define.')
+    old, new = tuple(old), (size, size)
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self.clock['start'] = time.perf_counter()
+    def replace(node):
+        if isinstance(node, (list, tuple)) and tuple(node) == old:
+            return new
+        if isinstance(node, dict):
+            for key, value in node.items():
+                node[key] = replace(value)
+        elif isinstance(node, list):
+            node[:] = [replace(value) for value in node]
+        return node
+
+    for key in list(cfg.keys()):
+        cfg[key] = replace(cfg[key])
+    if 'img_size' in cfg.model.backbone:
+        cfg.model.backbone.img_size = size
 
 
-class _StepEnd(Hook):
-    priority = 'LOWEST'
+def bench_config(args: argparse.Namespace, data_root: str, work_dir: str) -> Config:
+    """The config's run on a synthetic ISIC 2018 tree, for exactly the benchmarked steps.
 
-    def __init__(self, clock: dict) -> None:
-        self.clock = clock
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self.clock['times'].append(time.perf_counter() - self.clock['start'])
-
-
-def runner_step_times(data_root: str, work_dir: str, iters: int, warmup: int):
-    cfg = Config.fromfile(CONFIG)
-    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    for name in loaders:
+    Changed from the shipped config, besides sizes: no ImageNet file, data loaded in the main
+    process, no validation and no checkpoint (both would fall inside a timed step), and with
+    ``--no-guard`` MMEngine's plain ``OptimWrapper``.
+    """
+    cfg = load_config(args.config)
+    set_input_size(cfg, args.config, args.size)
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[name].dataset.data_root = data_root
         cfg[name].num_workers = 0
         cfg[name].persistent_workers = False
-    cfg.train_dataloader.batch_size = BATCH
-    cfg.model.backbone.pretrained = None
-    cfg.train_cfg.max_iters = warmup + iters
-    cfg.train_cfg.val_interval = 10**9
-    cfg.default_hooks.checkpoint.interval = 10**9
+    cfg.train_dataloader.batch_size = args.batch_size
+    backbone = cfg.model.backbone
+    if 'pretrained' in backbone:
+        backbone.pretrained = None
+    if isinstance(backbone.get('init_cfg'), dict) and backbone.init_cfg.get('type') == 'Pretrained':
+        backbone.init_cfg = None
+    total = args.warmup + args.steps
+    cfg.train_cfg.max_iters = total
+    cfg.train_cfg.val_begin = total + 1
+    cfg.default_hooks.checkpoint.interval = total + 1
     cfg.default_hooks.checkpoint.save_last = False
-    prepare_config(cfg, CONFIG, work_dir=work_dir)
-    runner = build_runner(cfg)
-    clock = {'times': []}
-    runner.register_hook(_StepStart(clock))
-    runner.register_hook(_StepEnd(clock))
-    runner.train()
-    return clock['times'][warmup:], runner.model
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper not in ('OptimWrapper', 'GuardedOptimWrapper'):
+        raise ValueError(f'{args.config}: optim_wrapper.type is "{wrapper}"; the plain loop '
+                         'runs in fp32 without a loss scaler, so expected "OptimWrapper" or '
+                         '"GuardedOptimWrapper".')
+    if not args.guard:
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        for key in GUARD_KEYS:
+            cfg.optim_wrapper.pop(key, None)
+    return prepare_config(cfg, args.config, work_dir=work_dir)
 
 
-def plain_step(model, optimizer, images, labels):
-    """One training step written directly in PyTorch on the same modules."""
-    feats = model.neck(model.backbone(images))
-    loss = 0.0
-    for head, weight in ((model.decode_head, 1.0), (model.auxiliary_head, 0.4)):
-        logits = F.interpolate(head(feats), size=labels.shape[-2:], mode='bilinear',
-                               align_corners=False)
-        loss = loss + weight * F.cross_entropy(logits, labels, ignore_index=255)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
+def plain_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
+                    copy_of_model: nn.Module) -> torch.optim.Optimizer:
+    """An optimizer of ``optimizer``'s class and parameter groups (hyper-parameters included)
+    over the corresponding parameters of ``copy_of_model``."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    params = dict(copy_of_model.named_parameters())
+    groups = [dict(group, params=[params[names[id(p)]] for p in group['params']])
+              for group in optimizer.param_groups]
+    return type(optimizer)(groups)
 
 
-def plain_step_times(model, iters: int, warmup: int):
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    images = torch.randn(BATCH, 3, SIZE, SIZE)
-    labels = torch.randint(0, 2, (BATCH, SIZE, SIZE))
-    times = []
-    for i in range(warmup + iters):
-        start = time.perf_counter()
-        plain_step(model, optimizer, images, labels)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times, (model, optimizer, images, labels)
+class PlainStep:
+    """A training step of an mmseg ``EncoderDecoder`` written in PyTorch.
+
+    It computes what ``model.train_step`` does with the config's optimizer wrapper: the data
+    preprocessor, backbone, neck, decode head then auxiliary heads, each head's logits resized
+    bilinearly to the labels and scored by cross-entropy times its loss weight, the sum,
+    ``backward``, the optimizer step and ``zero_grad``. With ``guard``, the check of
+    :class:`medtrans.engine.optimizers.GuardedOptimWrapper`: loss and gradients finite, after
+    ``backward``, in one host sync.
+
+    Args:
+        model (nn.Module): An mmseg ``EncoderDecoder`` whose heads each have one mmseg
+            ``CrossEntropyLoss`` (softmax, no class weights) and no pixel sampler.
+        optimizer (torch.optim.Optimizer): Optimizer over ``model``'s parameters.
+        guard (bool): Check the loss and gradients as the guard does.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, guard: bool) -> None:
+        heads = [getattr(model, 'decode_head', None)]
+        if getattr(model, 'with_auxiliary_head', False):
+            aux = model.auxiliary_head
+            heads += list(aux) if isinstance(aux, nn.ModuleList) else [aux]
+        for head in heads:
+            loss = getattr(head, 'loss_decode', None)
+            if (type(loss).__name__ != 'CrossEntropyLoss' or loss.use_sigmoid or loss.use_mask
+                    or loss.class_weight is not None or head.sampler is not None):
+                raise ValueError(
+                    'the plain loop is written for mmseg EncoderDecoder models whose heads each '
+                    'have one softmax CrossEntropyLoss without class weights or sampler; got '
+                    f'{type(head).__name__} with loss {loss}')
+        self.model = model
+        self.heads = heads
+        self.optimizer = optimizer
+        self.guard = guard
+        self.params = [p for group in optimizer.param_groups for p in group['params']]
+
+    def __call__(self, data_batch: dict) -> torch.Tensor:
+        """Train on one batch as the dataloader gives it; returns the (detached) loss."""
+        data = self.model.data_preprocessor(data_batch, True)
+        labels = torch.stack([s.gt_sem_seg.data for s in data['data_samples']]).squeeze(1)
+        feats = self.model.backbone(data['inputs'])
+        if self.model.with_neck:
+            feats = self.model.neck(feats)
+        losses = []
+        for head in self.heads:
+            logits = F.interpolate(head(feats), size=labels.shape[-2:], mode='bilinear',
+                                   align_corners=head.align_corners)
+            if head.loss_decode.avg_non_ignore:
+                ce = F.cross_entropy(logits, labels, ignore_index=head.ignore_index)
+            else:  # mmseg's default: the mean over all pixels, ignored ones counting as 0
+                ce = F.cross_entropy(logits, labels, ignore_index=head.ignore_index,
+                                     reduction='none').mean()
+            losses.append(head.loss_decode.loss_weight * ce)
+        loss = sum(losses)
+        loss.backward()
+        if self.guard:  # one check of loss and gradients, one host sync, as the guard does
+            grads = [p.grad for p in self.params if p.grad is not None]
+            amax = torch.stack(torch._foreach_norm(grads, float('inf'))).amax()
+            if not bool(torch.isfinite(loss.detach() + amax)):
+                raise FloatingPointError('plain loop: non-finite loss or gradient')
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss.detach()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--iters', type=int, default=8)
-    parser.add_argument('--warmup', type=int, default=2)
-    args = parser.parse_args()
+class Interleaved:
+    """Times the Runner's steps and runs a timed plain step on the same batch next to each:
+    after the Runner's step in even pairs, before it in odd ones.
 
+    Driven by two hooks around every Runner iteration (:class:`_IterStart`, :class:`_IterEnd`).
+    The first step of both sides starts from the same weights, batch and seed, so their losses
+    must agree: a check that both compute the same thing.
+
+    Args:
+        warmup (int): Untimed steps per side; the last one is FLOP-counted.
+        guard (bool): Whether the plain loop does the guard's checks.
+        seed (int): Seed set before the first step of each side.
+    """
+
+    def __init__(self, warmup: int, guard: bool, seed: int) -> None:
+        self.warmup = warmup
+        self.guard = guard
+        self.seed = seed
+        self.times: Dict[str, List[float]] = {'Runner': [], 'plain': []}
+        self.flops: Dict[str, int] = {}
+        self.first_loss: Dict[str, float] = {}
+        self.device = torch.device('cpu')
+        self.plain: Optional[PlainStep] = None
+        self._counter = None
+        self._start = 0.0
+
+    def setup(self, runner) -> None:
+        """Copy the Runner's model, initialised and on its device, for the plain loop."""
+        if len(runner.train_dataloader) <= runner.max_iters:
+            raise RuntimeError(f'{len(runner.train_dataloader)} batches per epoch for '
+                               f'{runner.max_iters} steps: an epoch end would fall inside a '
+                               'timed step; expected more training images')
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        self.device = next(model.parameters()).device
+        plain_model = copy.deepcopy(model).train()
+        optimizer = plain_optimizer(runner.optim_wrapper.optimizer, model, plain_model)
+        self.plain = PlainStep(plain_model, optimizer, self.guard)
+
+    def runner_step_begins(self, step: int, data_batch: dict) -> None:
+        if step % 2:
+            self._plain_step(step, data_batch)
+        if step == 0:
+            torch.manual_seed(self.seed)
+        if step == self.warmup - 1:
+            self._counter = flop_counter()
+            self._counter.__enter__()
+        self._start = clock(self.device)
+
+    def runner_step_ends(self, step: int, data_batch: dict, outputs: dict) -> None:
+        elapsed = clock(self.device) - self._start
+        if self._counter is not None:
+            self._counter.__exit__(None, None, None)
+            self.flops['Runner'] = self._counter.get_total_flops()
+            self._counter = None
+        self._record('Runner', step, elapsed, outputs['loss'])
+        if not step % 2:
+            self._plain_step(step, data_batch)
+
+    def _plain_step(self, step: int, data_batch: dict) -> None:
+        if step == 0:
+            torch.manual_seed(self.seed)
+        counting = step == self.warmup - 1
+        with flop_counter() if counting else contextlib.nullcontext() as counter:
+            start = clock(self.device)
+            loss = self.plain(data_batch)
+            elapsed = clock(self.device) - start
+        if counting:
+            self.flops['plain'] = counter.get_total_flops()
+        self._record('plain', step, elapsed, loss)
+
+    def _record(self, side: str, step: int, elapsed: float, loss: torch.Tensor) -> None:
+        if step == 0:
+            self.first_loss[side] = float(loss.detach())
+        if step >= self.warmup:
+            self.times[side].append(elapsed)
+
+
+class _IterStart(Hook):
+    """First hook of every train iteration (registered with the highest priority)."""
+
+    def __init__(self, bench: Interleaved) -> None:
+        self.bench = bench
+
+    def before_train(self, runner) -> None:
+        self.bench.setup(runner)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self.bench.runner_step_begins(batch_idx, data_batch)
+
+
+class _IterEnd(Hook):
+    """Last hook of every train iteration (registered last, with the lowest priority)."""
+
+    def __init__(self, bench: Interleaved) -> None:
+        self.bench = bench
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self.bench.runner_step_ends(batch_idx, data_batch, outputs)
+
+
+def report(args: argparse.Namespace, bench: Interleaved, peak: float,
+           gpu: Optional[Tuple[str, Dict[str, float]]]) -> str:
+    """The printed result: one row per side, the ratio, its noise and the sanity checks."""
+    device = bench.device
+    if device.type == 'cuda':
+        where = (f'{torch.cuda.get_device_name(device)} (TF32 in matmuls '
+                 f'{torch.backends.cuda.matmul.allow_tf32}, in cuDNN '
+                 f'{torch.backends.cudnn.allow_tf32})')
+    else:
+        where = f'CPU, {torch.get_num_threads()} threads'
+    guard = 'NaN guard on both sides' if bench.guard else 'no NaN guard on either side'
+    lines = [
+        '',
+        f'{osp.relpath(args.config, REPO)}: {args.size}x{args.size}, batch {args.batch_size}, '
+        f'fp32, {where}',
+        f'{args.steps} timed steps per side after {args.warmup} warm-up steps, interleaved '
+        f'(each side first in every other pair); {guard}',
+        f'{"":20}{"min s":>8}{"median s":>10}{"max s":>8}{"GFLOP/step":>12}{"GFLOP/s":>9}'
+        f'{"of fp32 peak":>14}',
+    ]
+    medians = {}
+    for side, name in (('Runner', 'MMEngine Runner'), ('plain', 'plain PyTorch')):
+        low, med, high = summary(bench.times[side])
+        medians[side] = med
+        flops = bench.flops[side]
+        lines.append(f'{name:20}{low:8.3f}{med:10.3f}{high:8.3f}{flops / 1e9:12.2f}'
+                     f'{flops / med / 1e9:9.1f}{flops / med / peak:14.1%}')
+        if gpu is not None:
+            shares = ', '.join(f'{flops / med / value:.1%} of {precision}'
+                               for precision, value in gpu[1].items())
+            lines.append(f'{"":20}datasheet dense peaks of {gpu[0]}: {shares}')
+    ratio = medians['Runner'] / medians['plain']
+    low, high = median_ratio_interval(bench.times['Runner'], bench.times['plain'])
+    half_width = (high - low) / 2
+    runner_loss, plain_loss = bench.first_loss['Runner'], bench.first_loss['plain']
+    lines += [
+        f'fp32 matmul peak measured in this run (best of 10, 2048^3): {peak / 1e9:.1f} GFLOP/s',
+        f'Runner / plain median step time: {ratio:.3f} (target <= 1.10)',
+        f'  95% bootstrap interval over the {args.steps} pairs: {low:.3f} - {high:.3f} '
+        f'(half-width {half_width:.1%}: a 5% difference is '
+        f'{"resolved" if half_width < 0.05 else "NOT resolved"} at this noise)',
+        f'  A vs A (median of steps 0,1,4,5,... / of steps 2,3,6,7,...): Runner '
+        f'{split_half_ratio(bench.times["Runner"]):.3f}, plain '
+        f'{split_half_ratio(bench.times["plain"]):.3f}',
+        f'First step from the same weights, batch and seed: loss Runner {runner_loss:.6f}, '
+        f'plain {plain_loss:.6f} (relative difference '
+        f'{abs(runner_loss - plain_loss) / abs(runner_loss):.1e})',
+    ]
+    return '\n'.join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    args.config = osp.abspath(args.config)
     with tempfile.TemporaryDirectory() as tmp:
-        data_root = os.path.join(tmp, 'isic')
-        make_synthetic_isic2018(data_root, num_train=8, num_val=2, size=(SIZE, SIZE), seed=0)
-        peak = matmul_peak_flops()
-        runner_times, model = runner_step_times(data_root, os.path.join(tmp, 'work'),
-                                                args.iters, args.warmup)
-        plain_times, step_args = plain_step_times(model, args.iters, args.warmup)
-        runner_times_2, _ = runner_step_times(data_root, os.path.join(tmp, 'work2'),
-                                              args.iters, args.warmup)
-    with FlopCounterMode(display=False) as counter:
-        plain_step(*step_args)
-    flops = counter.get_total_flops()
-
-    runner_med = statistics.median(runner_times + runner_times_2)
-    plain_med = statistics.median(plain_times)
-    print(f'\nDeepLabV3-DeiT-S, {SIZE}x{SIZE}, batch {BATCH}, {torch.get_num_threads()} threads, '
-          f'{args.iters} timed steps each (median)')
-    print(f'{"":28}{"step s":>10}{"GFLOP/s":>10}{"of peak":>10}')
-    for name, sec in (('MMEngine Runner', runner_med), ('plain PyTorch loop', plain_med)):
-        print(f'{name:28}{sec:10.3f}{flops / sec / 1e9:10.1f}{flops / sec / peak:10.1%}')
-    print(f'{"fp32 matmul peak (4096^3)":28}{"":10}{peak / 1e9:10.1f}')
-    print(f'training-step FLOPs: {flops / 1e9:.1f} GFLOP')
-    print(f'Runner / plain step time ratio: {runner_med / plain_med:.3f} (target <= 1.10)')
+        data_root = osp.join(tmp, 'isic2018')
+        # Enough images that the run stays within one epoch: MMEngine's logger also logs at
+        # the end of each epoch, which on a real dataset comes every few hundred steps.
+        total = args.warmup + args.steps
+        num_train = math.ceil(1.25 * (total + 1) * args.batch_size) + 2
+        make_synthetic_isic2018(data_root, num_train=num_train, num_val=0,
+                                size=(args.size, args.size), seed=0)
+        cfg = bench_config(args, data_root, osp.join(tmp, 'work'))
+        guard = cfg.optim_wrapper.get('type', 'OptimWrapper') == 'GuardedOptimWrapper'
+        bench = Interleaved(args.warmup, guard, seed=0)
+        runner = build_runner(cfg)
+        start, end = _IterStart(bench), _IterEnd(bench)
+        runner.register_hook(start, priority='HIGHEST')
+        runner.register_hook(end, priority='LOWEST')
+        if runner.hooks[0] is not start or runner.hooks[-1] is not end:
+            raise RuntimeError('the timing hooks must be the first and the last of the Runner')
+        runner.train()
+    peak = matmul_peak_flops(bench.device)
+    print(report(args, bench, peak, datasheet_peaks(bench.device)))
 
 
 if __name__ == '__main__':
