@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='medtrans')
-LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='medtrans')
+LOOPS = Registry(
+    'loop', parent=MMENGINE_LOOPS, scope='medtrans',
+    locations=['medtrans.engine', 'medtrans.evaluation'])
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='medtrans', locations=['medtrans.engine.hooks'])
 DATASETS = Registry(

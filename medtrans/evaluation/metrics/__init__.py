@@ -1,6 +1,7 @@
 from .classification import BalancedRecallMetric, CohenKappaMetric, ROCAUCMetric
 from .dump_predictions_csv import DumpPredictionsCsv
+from .knn import KNNTestLoop, KNNValLoop
 from .lesion_seg_metric import LesionSegMetric
 
 __all__ = ['LesionSegMetric', 'CohenKappaMetric', 'ROCAUCMetric', 'BalancedRecallMetric',
-           'DumpPredictionsCsv']
+           'DumpPredictionsCsv', 'KNNValLoop', 'KNNTestLoop']

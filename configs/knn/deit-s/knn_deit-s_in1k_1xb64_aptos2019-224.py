@@ -1,0 +1,6 @@
+# Table 3, ImageNet init: k-NN of frozen DeiT-S features (CLS token) on APTOS 2019, quadratic kappa.
+_base_ = [
+    '../../classification/deit-s/deit-s_in1k_1xb64_plateau_aptos2019-224.py',
+    '../../_base_/knn.py',
+]
+test_cfg = {{_base_.knn_test_cfg}}

@@ -1,0 +1,7 @@
+# Table 3, random init (Kaiming): k-NN of frozen ResNet-50 features (pooled last stage) on
+# APTOS 2019, quadratic kappa.
+_base_ = [
+    '../../classification/resnet50/resnet50_random_1xb64_plateau_aptos2019-224.py',
+    '../../_base_/knn.py',
+]
+test_cfg = {{_base_.knn_test_cfg}}
