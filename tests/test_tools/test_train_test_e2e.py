@@ -1,4 +1,4 @@
-"""End to end through the real tools: train, resume, test with overlays, 2-process training."""
+"""End to end through the real tools: train, resume, test, 2-process train and test."""
 import json
 import os
 import re
@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from medtrans.datasets.splits import split_ids
 from medtrans.datasets.synthetic import make_synthetic_isic2018
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / 'tests' / 'data' / 'configs' / 'tiny_deeplab3_deit_isic2018.py'
+
+NUM_TRAIN = 10
+SPLIT_RECORD = Path('splits') / 'isic2018_task1_seed0.json'
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +36,7 @@ def _data_options(root):
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('isic') / 'ISIC2018'
-    make_synthetic_isic2018(root, num_train=10, num_val=0, size=(64, 64), seed=1)
+    make_synthetic_isic2018(root, num_train=NUM_TRAIN, num_val=0, size=(64, 64), seed=1)
     return root
 
 
@@ -49,8 +53,13 @@ def test_train_writes_checkpoints_split_and_metrics(trained):
     assert (work_dir / 'iter_6.pth').is_file()
     assert (work_dir / 'last_checkpoint').read_text().strip().endswith('iter_6.pth')
     assert list(work_dir.glob('best_IoU_iter_*.pth'))
-    split = json.loads((work_dir / 'splits' / 'isic2018_task1_seed0.json').read_text())
-    assert split  # the split record lives in the work dir, not in the data folder
+    # The split record lives in the work dir, not in the data folder, and holds the seed-0
+    # 90/10 split of the generator's ids (numbered from ISIC_0000000).
+    record = json.loads((work_dir / SPLIT_RECORD).read_text())
+    ids = [f'ISIC_{i:07d}' for i in range(NUM_TRAIN)]
+    assert record == dict(
+        meta=dict(dataset='ISIC2018Task1Dataset', val_fraction=0.1, split_seed=0),
+        splits=split_ids(ids, {'train': 0.9, 'val': 0.1}, seed=0))
     metrics = json.loads((work_dir / 'metrics' / 'val_latest.json').read_text())
     assert 0.0 <= metrics['metrics']['IoU'] <= 1.0
     assert 'eta' in log
@@ -58,6 +67,22 @@ def test_train_writes_checkpoints_split_and_metrics(trained):
               for p in (work_dir / 'metrics').glob('val_[0-9]*.json')]
     printed = re.search(r'^Best validation IoU: (\d\.\d{4})$', log, flags=re.MULTILINE)
     assert printed and float(printed.group(1)) == round(max(scores), 4)
+
+
+def test_test_tool_on_val_split_reproduces_recorded_val_metrics(trained, data_root, tmp_path):
+    # Whichever iter_N.pth the work dir holds (a resumed run may have replaced iter_6.pth), the
+    # run validated those very weights and recorded the metrics in val_N.json.
+    work_dir, _ = trained
+    (ckpt, ) = work_dir.glob('iter_*.pth')
+    step = int(re.fullmatch(r'iter_(\d+)\.pth', ckpt.name).group(1))
+    recorded = json.loads((work_dir / 'metrics' / f'val_{step}.json').read_text())
+    test_dir = tmp_path / 'test'
+    _run([sys.executable, 'tools/test.py', str(TINY), str(ckpt), '--work-dir', str(test_dir),
+          '--cfg-options', *_data_options(data_root), 'test_dataloader.dataset.split=val',
+          f'test_dataloader.dataset.split_file={work_dir / SPLIT_RECORD}'])
+    tested = json.loads((test_dir / 'metrics' / 'test_latest.json').read_text())
+    assert tested['checkpoint'] == str(ckpt)
+    assert recorded['metrics'] and tested['metrics'] == recorded['metrics']
 
 
 def test_resume_continues_from_last_checkpoint(trained, data_root):

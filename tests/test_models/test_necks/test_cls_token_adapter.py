@@ -1,4 +1,10 @@
-"""ClsTokenAdapter: DeiT tokens -> the map a DeepLabV3 head reads, for every option."""
+"""ClsTokenAdapter: DeiT tokens -> the map a DeepLabV3 head reads, for every option.
+
+Outputs are compared bit for bit with ``interpolate(proj(fuse(patch_map, cls)))`` written out
+with torch's functional ops and the adapter's own weights (:func:`reference`).
+"""
+from typing import Optional
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,6 +14,41 @@ from medtrans.registry import MODELS
 
 SIZE = 512  # the paper's segmentation input size
 C = 192  # DeiT-T
+
+
+def reference(adapter: ClsTokenAdapter, patch_map: torch.Tensor, cls: Optional[torch.Tensor],
+              project: bool) -> torch.Tensor:
+    """The adapter's documented computation for one backbone entry, op by op."""
+    if adapter.fusion == 'concat':
+        x = torch.cat([patch_map, cls[:, :, None, None].expand_as(patch_map)], dim=1)
+    elif adapter.fusion == 'add':
+        x = patch_map + cls[:, :, None, None]
+    else:
+        x = patch_map
+    if project and adapter.proj is not None:
+        conv, norm = adapter.proj.conv, adapter.proj.norm
+        x = F.conv2d(x, conv.weight, conv.bias)
+        # In training mode the norm takes the statistics of the coarse map (upsampling first
+        # would give others); the clones leave the running statistics to the adapter's forward.
+        x = F.batch_norm(x, norm.running_mean.clone(), norm.running_var.clone(), norm.weight,
+                         norm.bias, training=norm.training, momentum=norm.momentum,
+                         eps=norm.eps)
+        x = F.relu(x)
+    scale = adapter.patch_size // adapter.output_stride
+    if scale > 1:
+        x = F.interpolate(x, size=(x.shape[2] * scale, x.shape[3] * scale), mode='bilinear',
+                          align_corners=adapter.align_corners)
+    return x
+
+
+def randomise_norm(adapter: ClsTokenAdapter) -> None:
+    """Give the projection's norm non-trivial statistics and affine weights."""
+    norm = adapter.proj.norm
+    with torch.no_grad():
+        norm.running_mean.normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
 
 
 @pytest.fixture(scope='module')
@@ -26,61 +67,53 @@ def features():
 @pytest.mark.parametrize('patch_size, output_stride', [(16, 16), (16, 8), (8, 8)])
 @pytest.mark.parametrize('fusion, fused_channels', [('concat', 2 * C), ('add', C), ('none', C)])
 @pytest.mark.parametrize('out_channels', [None, 64])
-def test_output_shapes_at_512(features, patch_size, output_stride, fusion, fused_channels,
-                              out_channels):
+def test_output_at_512_is_interpolate_proj_fuse(features, patch_size, output_stride, fusion,
+                                                fused_channels, out_channels):
+    torch.manual_seed(0)
     adapter = ClsTokenAdapter(
         in_channels=C, fusion=fusion, out_channels=out_channels, patch_size=patch_size,
         output_stride=output_stride).eval()
+    if out_channels is not None:
+        randomise_norm(adapter)
     with torch.no_grad():
         outs = adapter(features[patch_size])
-    expected_channels = out_channels or fused_channels
-    assert adapter.out_channels == expected_channels
+        expected = reference(adapter, *features[patch_size][-1], project=True)
+    assert adapter.out_channels == (out_channels or fused_channels)
     assert isinstance(outs, tuple) and len(outs) == 1
     side = SIZE // output_stride
-    assert outs[0].shape == (1, expected_channels, side, side)
-    if out_channels is not None:
-        assert (outs[0] >= 0).all()  # conv + BN + ReLU
+    assert expected.shape == (1, adapter.out_channels, side, side)
+    assert torch.equal(outs[0], expected)
 
 
-def test_fusion_modes_place_the_cls_token_at_every_position(features):
-    patch_map, cls = features[16][-1]
-    broadcast = cls[:, :, None, None].expand_as(patch_map)
-    with torch.no_grad():
-        concat, = ClsTokenAdapter(C, fusion='concat')(features[16])
-        added, = ClsTokenAdapter(C, fusion='add')(features[16])
-        plain, = ClsTokenAdapter(C, fusion='none')(features[16])
-    torch.testing.assert_close(concat, torch.cat([patch_map, broadcast], dim=1))
-    torch.testing.assert_close(added, patch_map + broadcast)
-    torch.testing.assert_close(plain, patch_map)
-
-
-def test_upsampling_is_bilinear_after_projection(features):
+@pytest.mark.parametrize('align_corners', [False, True])
+@pytest.mark.parametrize('output_stride', [16, 8, 4])
+@pytest.mark.parametrize('fusion', ['concat', 'add', 'none'])
+def test_every_entry_is_fused_and_upsampled_and_only_the_last_projected(
+        fusion, output_stride, align_corners):
     torch.manual_seed(0)
-    stride16 = ClsTokenAdapter(C, out_channels=32, output_stride=16).eval()
-    stride8 = ClsTokenAdapter(C, out_channels=32, output_stride=8).eval()
-    stride8.load_state_dict(stride16.state_dict())
-    with torch.no_grad():
-        coarse, = stride16(features[16])
-        fine, = stride8(features[16])
-    expected = F.interpolate(coarse, scale_factor=2, mode='bilinear', align_corners=False)
-    torch.testing.assert_close(fine, expected)
-
-
-def test_fuses_every_entry_and_projects_only_the_last():
-    deep = [torch.randn(1, 8, 2, 3), torch.randn(1, 8)]
-    shallow = [torch.randn(1, 8, 2, 3), torch.randn(1, 8)]
-    aux, main = ClsTokenAdapter(8, fusion='add')((shallow, deep))
-    torch.testing.assert_close(main, deep[0] + deep[1][:, :, None, None])
-    torch.testing.assert_close(aux, shallow[0] + shallow[1][:, :, None, None])
-    adapter = ClsTokenAdapter(8, fusion='concat', out_channels=4).eval()
-    aux, main = adapter((shallow, deep))
-    assert aux.shape == (1, 16, 2, 3) and main.shape == (1, 4, 2, 3)
+    entries = [[torch.randn(2, 8, 3, 5), torch.randn(2, 8)] for _ in range(3)]
+    adapter = ClsTokenAdapter(8, fusion=fusion, out_channels=4, output_stride=output_stride,
+                              align_corners=align_corners)
+    randomise_norm(adapter)
+    for mode in ('eval', 'train'):
+        getattr(adapter, mode)()
+        expected = [reference(adapter, *entry, project=i == 2) for i, entry in enumerate(entries)]
+        with torch.no_grad():
+            outs = adapter(entries)
+        assert len(outs) == 3
+        for out, ref in zip(outs, expected):
+            assert torch.equal(out, ref), (mode, out.shape, ref.shape)
 
 
 def test_none_fusion_accepts_a_backbone_without_cls_token():
-    backbone = DeiT(arch='deit-tiny', output_cls_token=False)
-    out, = ClsTokenAdapter(C, fusion='none')(backbone(torch.randn(1, 3, 32, 64)))
-    assert out.shape == (1, C, 2, 4)
+    torch.manual_seed(0)
+    backbone = DeiT(arch='deit-tiny', output_cls_token=False).eval()
+    x = torch.randn(1, 3, 32, 64)
+    with torch.no_grad():
+        patch_map, = backbone(x)
+        out, = ClsTokenAdapter(C, fusion='none')(backbone(x))
+    assert patch_map.shape == (1, C, 2, 4)
+    assert torch.equal(out, patch_map)
 
 
 def test_fusion_without_cls_token_is_an_error():
