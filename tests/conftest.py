@@ -5,6 +5,7 @@ from pathlib import Path
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import pytest  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
 
 import medtrans  # noqa: E402,F401  (applies the compat layer)
 
@@ -22,3 +23,11 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f'real-data fixtures not found at {FIXTURES}')
     return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def medtrans_default_scope():
+    """Every test starts in the ``medtrans`` scope, whatever scope an earlier test's Runner
+    left current (registries build by bare name in the current scope)."""
+    with DefaultScope.overwrite_default_scope('medtrans'):
+        yield
