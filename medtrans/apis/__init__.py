@@ -1,4 +1,6 @@
 from .cli import add_config_args, add_launcher_args, load_config
+from .export import export_backbone
+from .knn import is_runner_checkpoint, knn_evaluate, prepare_knn_config
 from .run import (
     build_runner,
     check_work_dir,
@@ -16,5 +18,6 @@ __all__ = [
     'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
     'check_work_dir', 'final_metrics_summary', 'latest_checkpoint', 'add_config_args',
     'add_launcher_args', 'load_config', 'enable_predictions_csv',
-    'fill_placeholders'
+    'fill_placeholders', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
+    'export_backbone'
 ]

@@ -1,5 +1,6 @@
-from .hooks import MetricsJsonHook, SafeResumeHook
+from .hooks import DINOHook, MetricsJsonHook, SafeResumeHook
+from .loops import IterBasedEpochsTrainLoop, epoch_length
 from .optimizers import GuardedAmpOptimWrapper, GuardedOptimWrapper, NonFiniteError
 
 __all__ = ['MetricsJsonHook', 'SafeResumeHook', 'GuardedOptimWrapper', 'GuardedAmpOptimWrapper',
-           'NonFiniteError']
+           'NonFiniteError', 'DINOHook', 'IterBasedEpochsTrainLoop', 'epoch_length']

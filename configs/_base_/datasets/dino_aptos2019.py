@@ -2,8 +2,11 @@
 # split it (same seed: DINO never sees their validation or test images), in DINO's
 # multi-crop views. No validation or test during pretraining.
 _base_ = ['./aptos2019.py', './dino_multicrop_224-96.py']
-train_dataloader = {{_base_.dino_train_dataloader}}
-auto_scale_lr = {{_base_.dino_auto_scale_lr}}
+# The dataset's own loading step (its recipe's first transform), then DINO's views.
+train_dataloader = dict(
+    **_base_.dino_train_dataloader,
+    dataset=dict(pipeline=[_base_.train_pipeline[0], _base_.dino_views, _base_.dino_pack]))
+auto_scale_lr = _base_.dino_auto_scale_lr
 val_dataloader = None
 val_evaluator = None
 test_dataloader = None

@@ -1,10 +1,12 @@
 # DINO pretraining data: the training split of CBIS-DDSM as its classification runs
 # split it (same seed: DINO never sees their validation or test images), in DINO's
-# multi-crop views (mammograms read from the DICOM tree). No validation or test during
-# pretraining.
+# multi-crop views. No validation or test during pretraining.
 _base_ = ['./cbis_ddsm.py', './dino_multicrop_224-96.py']
-train_dataloader = {{_base_.dino_train_dataloader_dicom}}
-auto_scale_lr = {{_base_.dino_auto_scale_lr}}
+# The dataset's own loading step (its recipe's first transform), then DINO's views.
+train_dataloader = dict(
+    **_base_.dino_train_dataloader,
+    dataset=dict(pipeline=[_base_.train_pipeline[0], _base_.dino_views, _base_.dino_pack]))
+auto_scale_lr = _base_.dino_auto_scale_lr
 val_dataloader = None
 val_evaluator = None
 test_dataloader = None

@@ -5,9 +5,8 @@
 # global, second global and local views), and the second global view solarised (threshold
 # 128, p=0.2). Images stay BGR: the grey weights are listed B, G, R, and the model's data
 # preprocessor converts to RGB and normalises.
-# A dino_<dataset>.py base sets `train_dataloader = {{_base_.dino_train_dataloader}}` (or the
-# DICOM or HDF5 variant) over the dataset's own base: the DINO run reads the training split of
-# the classification run.
+# A dino_<dataset>.py base puts these views after the dataset's own loading step in its training
+# dataloader: the DINO run reads the training split of the classification runs.
 global_crop_size = 224
 local_crop_size = 96
 num_local_crops = 8
@@ -57,23 +56,11 @@ dino_pack = dict(type='mmpretrain.PackInputs')
 # another total (`auto_scale_lr`). An epoch is one pass over the training split (the last
 # partial batch dropped, as DINO); a DefaultSampler gives each process its share, and
 # persistent workers keep their random streams across epochs (exact resume).
-dino_batch_size = 64
-
-
-def dino_loader(load):
-    return dict(
-        batch_size=dino_batch_size,
-        num_workers=8,
-        persistent_workers=True,
-        sampler=dict(type='DefaultSampler', shuffle=True),
-        drop_last=True,
-        collate_fn=dict(type='default_collate'),
-        dataset=dict(pipeline=[load, dino_views, dino_pack]))
-
-
-# One loader per way the datasets store their images: image files, DICOM (CBIS-DDSM), HDF5
-# (PatchCamelyon).
-dino_train_dataloader = dino_loader(dict(type='LoadImageStrict'))
-dino_train_dataloader_dicom = dino_loader(dict(type='LoadDicom'))
-dino_train_dataloader_pcam = dino_loader(dict(type='LoadPCamPatch'))
+dino_train_dataloader = dict(
+    batch_size=64,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    drop_last=True,
+    collate_fn=dict(type='default_collate'))
 dino_auto_scale_lr = dict(base_batch_size=256, enable=True)

@@ -1,8 +1,11 @@
-# DINO pretraining data: the official training split of PatchCamelyon (patches read from
-# its HDF5 files), in DINO's multi-crop views. No validation or test during pretraining.
+# DINO pretraining data: the official training split of PatchCamelyon, in DINO's
+# multi-crop views. No validation or test during pretraining.
 _base_ = ['./pcam.py', './dino_multicrop_224-96.py']
-train_dataloader = {{_base_.dino_train_dataloader_pcam}}
-auto_scale_lr = {{_base_.dino_auto_scale_lr}}
+# The dataset's own loading step (its recipe's first transform), then DINO's views.
+train_dataloader = dict(
+    **_base_.dino_train_dataloader,
+    dataset=dict(pipeline=[_base_.train_pipeline[0], _base_.dino_views, _base_.dino_pack]))
+auto_scale_lr = _base_.dino_auto_scale_lr
 val_dataloader = None
 val_evaluator = None
 test_dataloader = None

@@ -1,3 +1,4 @@
+from .dino_loss import DINOLoss
 from .masked_bce import MaskedBCEWithLogitsLoss
 
-__all__ = ['MaskedBCEWithLogitsLoss']
+__all__ = ['MaskedBCEWithLogitsLoss', 'DINOLoss']

@@ -1,0 +1,60 @@
+# DINO pretraining as the study runs it (paper-settings.md): DINO's recipe with its changes and
+# without the original code's bugs. 300 epochs (run by iteration, so that --resume continues
+# exactly; an epoch is one pass over the training split); AdamW, LR 1e-4 at a total batch of 256
+# (DINO's linear scaling rule, `auto_scale_lr` of the data base), 10 warm-up epochs from ~0,
+# then cosine to 1e-6; weight decay cosine from 1e-5 up to 1e-4 (not DINO's 0.04 -> 0.4) and
+# none on biases and normalisation weights (every 1-D parameter), as DINO; exactly one
+# optimizer step per iteration. DINOHook: teacher EMA momentum cosine 0.99 -> 1 per iteration,
+# teacher temperature 0.04 -> 0.07 over 30 epochs, last layer frozen in the first epoch,
+# per-parameter gradient clipping at 3.0 (DINO's `clip_gradients`).
+_base_ = ['../default_runtime.py']
+max_epochs = 300
+warmup_epochs = 10
+lr = 1e-4
+min_lr = 1e-6
+weight_decay = 1e-5
+weight_decay_end = 1e-4
+optim_wrapper = dict(
+    type='GuardedOptimWrapper',
+    on_non_finite='raise',
+    optimizer=dict(type='AdamW', lr=lr, weight_decay=weight_decay),
+    paramwise_cfg=dict(flat_decay_mult=0.0))
+param_scheduler = [
+    # MMEngine's LinearLR cannot start at exactly 0 (DINO's warm-up start).
+    dict(
+        type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR', eta_min=min_lr, by_epoch=True, begin=warmup_epochs,
+        end=max_epochs, convert_to_iter_based=True),
+    # A ratio, not a value, so that the undecayed groups stay at 0.
+    dict(
+        type='CosineAnnealingParamScheduler', param_name='weight_decay',
+        eta_min_ratio=weight_decay_end / weight_decay, by_epoch=True, begin=0,
+        end=max_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(type='IterBasedEpochsTrainLoop', max_epochs=max_epochs)
+val_cfg = None
+test_cfg = None
+checkpoint_interval = 1000
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=False, interval=checkpoint_interval, max_keep_ckpts=1,
+        save_last=True, backend_args=dict(backend='medtrans_atomic_local')),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+custom_hooks = [
+    dict(type='MetricsJsonHook'),
+    dict(type='SafeResumeHook'),
+    dict(
+        type='DINOHook',
+        warmup_teacher_temp=0.04,
+        teacher_temp=0.07,
+        warmup_teacher_temp_epochs=30,
+        momentum=0.99,
+        freeze_last_layer_epochs=1,
+        clip_grad=3.0),
+]

@@ -1,0 +1,8 @@
+# Table 1, ImageNet + DINO init: Inception-v3 on CBIS-DDSM, ROC-AUC.
+# The ImageNet config of the same cell, initialised with the teacher's backbone exported
+# from its DINO run
+# configs/dino/dino_inception-v3_in1k_4xb64_300e_cbis-ddsm-224-96.py
+# (docs/dino.md).
+_base_ = ['./inception-v3_in1k_1xb64_plateau_cbis-ddsm-224.py']
+pretrained = 'checkpoints/dino/dino_inception-v3_in1k_4xb64_300e_cbis-ddsm-224-96.safetensors'
+model = dict(backbone=dict(pretrained=pretrained))

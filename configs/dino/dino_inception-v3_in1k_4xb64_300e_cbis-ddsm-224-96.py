@@ -1,0 +1,13 @@
+# Table 1, ImageNet + DINO, step 1: DINO pretraining of Inception-v3 (from ImageNet weights) on
+# the training split of CBIS-DDSM. Step 2, export the teacher's backbone (docs/dino.md):
+#   python tools/misc/export_backbone.py work_dirs/<this config's name> \
+#       checkpoints/dino/<this config's name>.safetensors
+# Step 3, fine-tune:
+#   configs/classification/inception-v3/inception-v3_in1k-dino_1xb64_plateau_cbis-ddsm-224.py
+_base_ = [
+    '../_base_/models/dino_inception-v3.py',
+    '../_base_/datasets/dino_cbis_ddsm.py',
+    '../_base_/schedules/dino_adamw_cos300e.py',
+]
+pretrained = 'checkpoints/inception_v3.tv_in1k.safetensors'
+model = dict(backbone=dict(pretrained=pretrained))

@@ -1,0 +1,190 @@
+"""DINO self-supervised pretraining for any backbone with the medtrans embedding interface."""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmpretrain.models import BaseSelfSupervisor
+from mmpretrain.structures import DataSample
+
+from medtrans.registry import MODELS
+
+from ..backbones import EmbeddingBackbone
+
+__all__ = ['DINO']
+
+
+@MODELS.register_module()
+class DINO(BaseSelfSupervisor):
+    """DINO: self-distillation of a student into a momentum teacher, on multi-crop views.
+
+    Paper: `Emerging Properties in Self-Supervised Vision Transformers
+    <https://arxiv.org/abs/2104.14294>`_. Reference code: facebookresearch/dino.
+
+    Student: ``backbone`` (any :class:`~medtrans.models.backbones.EmbeddingBackbone`: the CLS
+    token of a ViT, the pooled last stage of a CNN or Swin) followed by ``head``
+    (:class:`~medtrans.models.heads.DINOHead`). Teacher (``teacher.backbone``,
+    ``teacher.head``): a copy of the student that is never trained; it is set equal to the
+    student by :meth:`init_weights` (after the backbone read its ``pretrained`` file) and then
+    follows it as an exponential moving average, :meth:`update_teacher`, called after every
+    optimizer step by :class:`~medtrans.engine.hooks.DINOHook` with the scheduled momentum.
+
+    :meth:`loss` takes the views of a batch (``mmpretrain.MultiView``: the global crops first,
+    then the local crops), runs the teacher on the first ``num_global_views`` and the student
+    on all of them (one backbone pass per run of equal-sized views, as DINO's
+    ``MultiCropWrapper``), and returns ``loss``: the :class:`~medtrans.models.losses.DINOLoss`
+    ``loss`` at the teacher temperature :attr:`teacher_temp`, which ``DINOHook`` also sets.
+
+    The teacher runs without its stochastic layers (dropout, stochastic depth), as DINO's
+    teacher is built without them; its batch norms, like DINO's, use batch statistics while
+    training.
+
+    Args:
+        backbone (dict | nn.Module): The backbone; it must provide ``num_features`` and
+            ``forward_embedding``.
+        head (dict | nn.Module): The projection head; ``in_channels`` defaults to the
+            backbone's ``num_features``.
+        loss (dict | nn.Module, optional): The loss; ``out_channels`` defaults to the head's.
+            Defaults to None, i.e. ``dict(type='DINOLoss')``.
+        num_global_views (int): Leading views that the teacher sees. Defaults to 2.
+        teacher_temp (float): Teacher temperature until a schedule sets it. Defaults to 0.04.
+        data_preprocessor (dict | nn.Module, optional): A module, or the arguments of
+            mmpretrain's ``SelfSupDataPreprocessor`` (the type unless given). Defaults to None
+            (that preprocessor without normalisation).
+        init_cfg (dict | list[dict], optional): MMEngine initialisation config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: Union[dict, nn.Module],
+                 head: Union[dict, nn.Module],
+                 loss: Optional[Union[dict, nn.Module]] = None,
+                 num_global_views: int = 2,
+                 teacher_temp: float = 0.04,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        if isinstance(backbone, dict):
+            backbone = MODELS.build(backbone)
+        if not isinstance(backbone, EmbeddingBackbone):
+            raise TypeError(f'DINO: the backbone ({type(backbone).__name__}) has no '
+                            '`num_features` and `forward_embedding(x) -> (B, C)`; see '
+                            'medtrans.models.backbones.EmbeddingBackbone')
+        if isinstance(head, dict):
+            head = MODELS.build(dict(dict(in_channels=backbone.num_features), **head))
+        if getattr(head, 'in_channels', backbone.num_features) != backbone.num_features:
+            raise ValueError(f'DINO: head.in_channels={head.in_channels} differs from the '
+                             f'backbone\'s embedding width num_features={backbone.num_features}')
+        if loss is None:
+            loss = dict(type='DINOLoss')
+        if isinstance(loss, dict):
+            loss = MODELS.build(dict(dict(out_channels=head.out_channels), **loss))
+        if loss.out_channels != head.out_channels:
+            raise ValueError(f'DINO: loss.out_channels={loss.out_channels} differs from '
+                             f'head.out_channels={head.out_channels}')
+        if num_global_views < 1:
+            raise ValueError(f'DINO: num_global_views must be >= 1, got {num_global_views!r}')
+        if not isinstance(data_preprocessor, nn.Module):
+            data_preprocessor = dict(dict(type='mmpretrain.SelfSupDataPreprocessor'),
+                                     **(data_preprocessor or {}))
+        super().__init__(
+            backbone=backbone, head=head, data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.loss_module = loss
+        self.num_global_views = num_global_views
+        self.teacher_temp = teacher_temp
+        self.teacher = nn.ModuleDict(
+            dict(backbone=copy.deepcopy(backbone), head=copy.deepcopy(head)))
+        self.teacher.requires_grad_(False)
+
+    def init_weights(self) -> None:
+        """Initialise the student (the backbone reads ``pretrained``), then copy it into the
+        teacher."""
+        super().init_weights()
+        with torch.no_grad():
+            for teacher, student in self._teacher_student_pairs():
+                teacher.copy_(student)
+
+    def train(self, mode: bool = True) -> 'DINO':
+        super().train(mode)
+        self.teacher.eval()
+        for module in self.teacher.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train(mode)
+        return self
+
+    def _teacher_student_pairs(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        pairs = []
+        for part in ('backbone', 'head'):
+            student = dict(getattr(self, part).named_parameters())
+            teacher = dict(self.teacher[part].named_parameters())
+            pairs += [(teacher[name], student[name]) for name in student]
+        return pairs
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """Move the teacher's parameters towards the student's:
+        ``teacher <- momentum * teacher + (1 - momentum) * student``.
+
+        Buffers (batch-norm statistics) are the teacher's own, as in DINO.
+
+        Args:
+            momentum (float): The EMA momentum, in [0, 1].
+        """
+        teacher, student = zip(*self._teacher_student_pairs())
+        torch._foreach_mul_(teacher, momentum)
+        torch._foreach_add_(teacher, student, alpha=1 - momentum)
+
+    def student_last_layer_parameters(self) -> List[nn.Parameter]:
+        """The parameters of the student head's last layer (frozen during the first epoch)."""
+        return list(self.head.last_layer.parameters())
+
+    @staticmethod
+    def _project(backbone: nn.Module, head: nn.Module,
+                 views: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """Head outputs ``(B, K)`` per view; one backbone pass per run of equal-sized views."""
+        embeddings, start = [], 0
+        while start < len(views):
+            end = start + 1
+            while end < len(views) and views[end].shape == views[start].shape:
+                end += 1
+            embeddings.append(backbone.forward_embedding(torch.cat(views[start:end])))
+            start = end
+        return list(head(torch.cat(embeddings)).split(views[0].shape[0]))
+
+    def loss(self, inputs: List[torch.Tensor],
+             data_samples: Optional[List[DataSample]] = None) -> Dict[str, torch.Tensor]:
+        """The DINO loss of a batch.
+
+        Args:
+            inputs (list[torch.Tensor]): One ``(B, 3, H_v, W_v)`` batch per view, the global
+                views first.
+            data_samples (list[DataSample], optional): Not used.
+
+        Returns:
+            dict[str, torch.Tensor]: ``loss``.
+        """
+        if not isinstance(inputs, (list, tuple)) or len(inputs) <= self.num_global_views:
+            count = len(inputs) if isinstance(inputs, (list, tuple)) else 'a tensor, not a list'
+            raise ValueError(f'DINO expects a list of views, {self.num_global_views} global '
+                             f'and at least one more, got {count} (use mmpretrain.MultiView '
+                             'in the pipeline)')
+        if len({view.shape[0] for view in inputs}) != 1:
+            raise ValueError('DINO: every view must have the same batch size, got '
+                             f'{[view.shape[0] for view in inputs]}')
+        with torch.no_grad():
+            teacher_outputs = self._project(self.teacher['backbone'], self.teacher['head'],
+                                            inputs[:self.num_global_views])
+        student_outputs = self._project(self.backbone, self.head, inputs)
+        loss = self.loss_module(student_outputs, teacher_outputs, self.teacher_temp)
+        return dict(loss=loss)
+
+    def extract_feat(self, inputs: torch.Tensor) -> Tuple[torch.Tensor]:
+        """The teacher's image embedding, the one DINO is evaluated and exported with.
+
+        Args:
+            inputs (torch.Tensor): Images ``(B, 3, H, W)``.
+
+        Returns:
+            tuple[torch.Tensor]: ``(embedding (B, C),)``.
+        """
+        return (self.teacher['backbone'].forward_embedding(inputs), )
