@@ -1,7 +1,8 @@
 """A run killed with SIGKILL and resumed ends exactly like an uninterrupted run.
 
 Written once for every resumable tiny config: a new algorithm joins by adding its tiny config to
-``RESUMABLE_CONFIGS``. Each config is run three times on the CPU with a fixed seed and the
+``RESUMABLE_CONFIGS``, with a function that writes its data and returns the dataset fields that
+read it. Each config is run three times on the CPU with a fixed seed and the
 deterministic switch: twice uninterrupted (the two must agree: determinism), and once killed at
 an iteration drawn with a seed (``MEDTRANS_KILL_SEED``, default 0) and resumed with ``--resume``
 (must agree with them: exact resume). The kill point is printed and named in every failure;
@@ -22,23 +23,39 @@ import torch
 from mmengine.config import Config
 
 from medtrans.datasets.synthetic import make_synthetic_isic2018
+from medtrans.datasets.synthetic.aptos import aptos2019_layout
 from medtrans.utils.plain_state import from_plain
 
 REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / 'tests' / 'data' / 'configs'
+
+
+def _isic2018(root: Path) -> dict:
+    make_synthetic_isic2018(root, num_train=20, num_val=0, size=(64, 64), seed=3)
+    return dict(data_root=str(root))
+
+
+def _aptos2019(root: Path) -> dict:
+    # The six images of the fuzz layout, every grade present; all of them train and validate.
+    return dict(aptos2019_layout(str(root)).dataset_cfg)
+
+
+#: (tiny config, its data writer)
 RESUMABLE_CONFIGS = [
-    REPO / 'tests' / 'data' / 'configs' / 'tiny_deeplab3_deit_isic2018.py',
-    REPO / 'tests' / 'data' / 'configs' / 'tiny_dino_deit_isic2018.py',
+    (CONFIGS / 'tiny_deeplab3_deit_isic2018.py', _isic2018),
+    (CONFIGS / 'tiny_dino_deit_isic2018.py', _isic2018),
+    (CONFIGS / 'tiny_cls_deit_aptos2019.py', _aptos2019),
 ]
 MAX_ITERS = 12
 
 pytestmark = pytest.mark.slow
 
 
-def _command(config, data_root, work_dir, resume=False):
+def _command(config, data, work_dir, resume=False):
     cfg = Config.fromfile(str(config))
-    options = [f'{loader}.dataset.data_root={data_root}'
+    options = [f'{loader}.dataset.{key}={value}'
                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-               if cfg.get(loader) is not None]
+               if cfg.get(loader) is not None for key, value in data.items()]
     options += [f'train_cfg.max_iters={MAX_ITERS}', 'train_cfg.val_interval=4',
                 'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=3',
                 'default_hooks.logger.interval=1', 'randomness.seed=7',
@@ -51,16 +68,16 @@ def _env():
     return dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
 
 
-def _train(config, data_root, work_dir, resume=False):
-    result = subprocess.run(_command(config, data_root, work_dir, resume), cwd=REPO, env=_env(),
+def _train(config, data, work_dir, resume=False):
+    result = subprocess.run(_command(config, data, work_dir, resume), cwd=REPO, env=_env(),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
     return result.stdout + result.stderr
 
 
-def _train_and_kill(config, data_root, work_dir, kill_at):
+def _train_and_kill(config, data, work_dir, kill_at):
     """Start a run and SIGKILL it as soon as it logs iteration ``kill_at``."""
-    proc = subprocess.Popen(_command(config, data_root, work_dir), cwd=REPO, env=_env(),
+    proc = subprocess.Popen(_command(config, data, work_dir), cwd=REPO, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pattern = re.compile(rf'Iter\(train\) \[\s*{kill_at}/{MAX_ITERS}\]')
     try:
@@ -147,17 +164,12 @@ def _kill_point():
     return random.Random(seed).randint(3, MAX_ITERS - 2), f'drawn with MEDTRANS_KILL_SEED={seed}'
 
 
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('resume') / 'ISIC2018'
-    make_synthetic_isic2018(root, num_train=20, num_val=0, size=(64, 64), seed=3)
-    return root
-
-
-@pytest.mark.parametrize('config', RESUMABLE_CONFIGS, ids=lambda p: p.stem)
-def test_killed_and_resumed_run_matches_uninterrupted(config, data_root, tmp_path):
-    _train(config, data_root, tmp_path / 'a')
-    _train(config, data_root, tmp_path / 'b')
+@pytest.mark.parametrize('config, write_data', RESUMABLE_CONFIGS,
+                         ids=[config.stem for config, _ in RESUMABLE_CONFIGS])
+def test_killed_and_resumed_run_matches_uninterrupted(config, write_data, tmp_path):
+    data = write_data(tmp_path / 'data')
+    _train(config, data, tmp_path / 'a')
+    _train(config, data, tmp_path / 'b')
     reference = _final_state(tmp_path / 'a')
     _assert_same(reference, _final_state(tmp_path / 'b'), 'two uninterrupted runs')
 
@@ -165,8 +177,8 @@ def test_killed_and_resumed_run_matches_uninterrupted(config, data_root, tmp_pat
     context = f'killed at iteration {kill_at} ({origin}; MEDTRANS_KILL_AT={kill_at} repeats it)'
     print(context)
     killed = tmp_path / 'killed'
-    _train_and_kill(config, data_root, killed, kill_at)
+    _train_and_kill(config, data, killed, kill_at)
     assert not (killed / f'iter_{MAX_ITERS}.pth').exists()
-    log = _train(config, data_root, killed, resume=True)
+    log = _train(config, data, killed, resume=True)
     assert 'Advance dataloader' in log, context  # it resumed mid-run, not from scratch
     _assert_same(reference, _final_state(killed), context)
