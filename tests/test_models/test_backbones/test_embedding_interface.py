@@ -112,6 +112,7 @@ def timm_file(tmp_path_factory):
 def classifier(backbone: Dict, width: int, **kwargs) -> torch.nn.Module:
     """mmpretrain's ImageClassifier on the backbone's embedding, built as a config builds it."""
     cfg = ConfigDict(
+        _scope_='mmpretrain',
         type='ImageClassifier',
         backbone=dict(backbone, type=f'medtrans.{backbone["type"]}', out_type='embedding',
                       **kwargs),
@@ -249,7 +250,8 @@ def test_feature_levels_and_pooled_last_level_is_the_embedding(name, timm_file,
         assert tuple(spec.size // m.shape[-1] for m in maps) == strides
     # mmpretrain's GlobalAveragePooling neck on the 'featmap' output gives the embedding
     # (for Swin: the last stage after the final norm).
-    pooled = MMPRETRAIN_MODELS.build(dict(type='GlobalAveragePooling'))(maps)[-1]
+    neck = MMPRETRAIN_MODELS.build(dict(_scope_='mmpretrain', type='GlobalAveragePooling'))
+    pooled = neck(maps)[-1]
     torch.testing.assert_close(pooled, ref.embedding, atol=1e-6, rtol=1e-5)
 
 
