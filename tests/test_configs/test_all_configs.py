@@ -19,6 +19,7 @@ from typing import Callable, Dict, Iterator, List, Tuple
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 from medtrans.apis import build_runner, load_config, prepare_config
@@ -241,13 +242,29 @@ RUNNER_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader',
                'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks',
                'data_preprocessor', 'load_from', 'resume', 'env_cfg', 'log_processor',
                'log_level', 'visualizer', 'default_scope', 'randomness', 'launcher')
-#: Runner contents (as JSON) -> the config that ran them in this session.
+#: Runner contents (as JSON, without / with the optimizer wrapper) run in this session.
 _RUNNERS_RUN: Dict[str, str] = {}
+_RUNNERS_RUN_BUT_OPTIMIZER: Dict[str, str] = {}
+#: (model, input size) run at the config's own input size in this session.
+_FULL_SIZE_RUN: Dict[str, str] = {}
 
 
-def _runner_contents(cfg: Config, work_dir: Path) -> str:
-    contents = {key: cfg.get(key) for key in RUNNER_KEYS}
+def _runner_contents(cfg: Config, work_dir: Path, skip: Tuple[str, ...] = ()) -> str:
+    contents = {key: cfg.get(key) for key in RUNNER_KEYS if key not in skip}
     return json.dumps(contents, sort_keys=True, default=repr).replace(str(work_dir), '<work>')
+
+
+def _assert_optimizer_steps(cfg: Config) -> None:
+    """The config's optimizer wrapper builds on its model and applies one update to it."""
+    with DefaultScope.overwrite_default_scope('medtrans'):
+        model = MODELS.build(cfg.model)
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    assert type(optim_wrapper).__name__ == _type_name(cfg.optim_wrapper)
+    assert type(optim_wrapper.optimizer).__name__ == _type_name(cfg.optim_wrapper.optimizer)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = sum((p.float() ** 2).sum() for p in model.parameters() if p.requires_grad)
+    optim_wrapper.update_params(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def _metric_types(evaluator_cfg) -> List[str]:
@@ -300,11 +317,16 @@ def test_config_runner_runs(path, work_dir, synthetic_data, pretty_text_once):
     shrink_for_cpu(cfg)
     # A config that differs from one already run only in what the shrinking removed (the
     # ImageNet+DINO rows differ from the ImageNet ones only in `pretrained`) builds the same
-    # Runner: it is not run twice.
+    # Runner: it is not run twice. One that differs only in its optimizer wrapper (random init
+    # vs ImageNet: LR, Adam vs AdamW) has that wrapper built and stepped on its model.
     contents = _runner_contents(cfg, work_dir) + f' at {full_size}'
     if contents in _RUNNERS_RUN:
         return
-    _RUNNERS_RUN.setdefault(contents, str(path))
+    but_optimizer = _runner_contents(cfg, work_dir, skip=('optim_wrapper', )) + f' {full_size}'
+    if but_optimizer in _RUNNERS_RUN_BUT_OPTIMIZER:
+        _assert_optimizer_steps(cfg)
+        return
+    _RUNNERS_RUN[contents] = _RUNNERS_RUN_BUT_OPTIMIZER[but_optimizer] = str(path)
     runner = build_runner(cfg)
     if cfg.get('train_cfg'):
         runner.train()  # validates after the iteration when the config validates
@@ -328,8 +350,10 @@ def test_config_runner_runs(path, work_dir, synthetic_data, pretty_text_once):
         assert (work_dir / 'iter_1.pth').is_file()
     _assert_metrics_recorded(work_dir, cfg)
 
-    if full_size is not None:
-        # The model also runs at the config's own input size.
+    model_at_size = json.dumps(cfg.model, sort_keys=True, default=repr) + f' {full_size}'
+    if full_size is not None and model_at_size not in _FULL_SIZE_RUN:
+        # The model also runs at the config's own input size (once per model and size).
+        _FULL_SIZE_RUN[model_at_size] = str(path)
         runner.model.eval()
         with torch.no_grad():
             out = runner.model(torch.rand(1, 3, *full_size), mode='tensor')

@@ -62,6 +62,7 @@ val_evaluator = dict(type='LesionSegMetric')
 test_evaluator = val_evaluator
 # The metric that picks the best checkpoint and drives the plateau schedule.
 monitor = 'IoU'
+# No fixed `name`: the Runner names the visualizer after the run, so that several runs in one
+# process (a study, a notebook) each log to their own work dir.
 visualizer = dict(
-    type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
-    name='visualizer', alpha=0.5)
+    type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], alpha=0.5)
