@@ -9,6 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 __all__ = [
+    'comparison_lines',
     'synchronize', 'clock', 'flop_counter', 'matmul_peak_flops', 'datasheet_peaks', 'summary',
     'median_ratio_interval', 'split_half_ratio'
 ]
@@ -125,3 +126,48 @@ def split_half_ratio(times: Sequence[float], block: int = 2) -> float:
     if not halves[1]:
         raise ValueError(f'expected more than {block} step times, got {len(times)}')
     return statistics.median(halves[0]) / statistics.median(halves[1])
+
+
+def comparison_lines(times: Dict[str, List[float]], flops: Dict[str, int],
+                     first_loss: Dict[str, float], steps: int, peak: float,
+                     gpu: Optional[Tuple[str, Dict[str, float]]],
+                     target: float = 1.05) -> List[str]:
+    """The side-by-side rows of a Runner-vs-plain benchmark, its ratio, noise and sanity check.
+
+    Args:
+        times (dict): Step times per side, ``'Runner'`` and ``'plain'``.
+        flops (dict): FLOPs of one step per side.
+        first_loss (dict): Each side's loss at the first step (same weights, batch, seed).
+        steps (int): Timed steps per side.
+        peak (float): This machine's fp32 matmul peak, FLOP/s, measured in the same run.
+        gpu (tuple, optional): :func:`datasheet_peaks` of the device, if listed.
+        target (float): The ratio the Runner must stay under. Defaults to 1.05.
+    """
+    lines = [f'{"":20}{"min s":>8}{"median s":>10}{"max s":>8}{"GFLOP/step":>12}{"GFLOP/s":>9}'
+             f'{"of fp32 peak":>14}']
+    medians = {}
+    for side, name in (('Runner', 'MMEngine Runner'), ('plain', 'plain PyTorch')):
+        low, med, high = summary(times[side])
+        medians[side] = med
+        lines.append(f'{name:20}{low:8.3f}{med:10.3f}{high:8.3f}{flops[side] / 1e9:12.2f}'
+                     f'{flops[side] / med / 1e9:9.1f}{flops[side] / med / peak:14.1%}')
+        if gpu is not None:
+            shares = ', '.join(f'{flops[side] / med / value:.1%} of {precision}'
+                               for precision, value in gpu[1].items())
+            lines.append(f'{"":20}datasheet dense peaks of {gpu[0]}: {shares}')
+    low, high = median_ratio_interval(times['Runner'], times['plain'])
+    half_width = (high - low) / 2
+    runner_loss, plain_loss = first_loss['Runner'], first_loss['plain']
+    return lines + [
+        f'fp32 matmul peak measured in this run (best of 10, 2048^3): {peak / 1e9:.1f} GFLOP/s',
+        f'Runner / plain median step time: {medians["Runner"] / medians["plain"]:.3f} '
+        f'(target <= {target:.2f})',
+        f'  95% bootstrap interval over the {steps} pairs: {low:.3f} - {high:.3f} '
+        f'(half-width {half_width:.1%}: a 5% difference is '
+        f'{"resolved" if half_width < 0.05 else "NOT resolved"} at this noise)',
+        f'  A vs A (median of steps 0,1,4,5,... / of steps 2,3,6,7,...): Runner '
+        f'{split_half_ratio(times["Runner"]):.3f}, plain {split_half_ratio(times["plain"]):.3f}',
+        f'First step from the same weights, batch and seed: loss Runner {runner_loss:.6f}, '
+        f'plain {plain_loss:.6f} (relative difference '
+        f'{abs(runner_loss - plain_loss) / abs(runner_loss):.1e})',
+    ]

@@ -35,11 +35,9 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from benchlib import (  # noqa: E402
+    comparison_lines,
     datasheet_peaks,
     matmul_peak_flops,
-    median_ratio_interval,
-    split_half_ratio,
-    summary,
 )
 from mmengine.config import Config  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
@@ -246,37 +244,8 @@ def report(args: argparse.Namespace, cfg: Config, bench: Interleaved, peak: floa
         f'local crops of {sizes[-1]}, batch {args.batch_size}, fp32, {where}',
         f'{args.steps} timed steps per side after {args.warmup} warm-up steps, interleaved '
         f'(each side first in every other pair); {guard}',
-        f'{"":20}{"min s":>8}{"median s":>10}{"max s":>8}{"GFLOP/step":>12}{"GFLOP/s":>9}'
-        f'{"of fp32 peak":>14}',
     ]
-    medians = {}
-    for side, name in (('Runner', 'MMEngine Runner'), ('plain', 'plain PyTorch')):
-        low, med, high = summary(bench.times[side])
-        medians[side] = med
-        flops = bench.flops[side]
-        lines.append(f'{name:20}{low:8.3f}{med:10.3f}{high:8.3f}{flops / 1e9:12.2f}'
-                     f'{flops / med / 1e9:9.1f}{flops / med / peak:14.1%}')
-        if gpu is not None:
-            shares = ', '.join(f'{flops / med / value:.1%} of {precision}'
-                               for precision, value in gpu[1].items())
-            lines.append(f'{"":20}datasheet dense peaks of {gpu[0]}: {shares}')
-    ratio = medians['Runner'] / medians['plain']
-    low, high = median_ratio_interval(bench.times['Runner'], bench.times['plain'])
-    half_width = (high - low) / 2
-    runner_loss, plain_loss = bench.first_loss['Runner'], bench.first_loss['plain']
-    lines += [
-        f'fp32 matmul peak measured in this run (best of 10, 2048^3): {peak / 1e9:.1f} GFLOP/s',
-        f'Runner / plain median step time: {ratio:.3f} (target <= 1.05)',
-        f'  95% bootstrap interval over the {args.steps} pairs: {low:.3f} - {high:.3f} '
-        f'(half-width {half_width:.1%}: a 5% difference is '
-        f'{"resolved" if half_width < 0.05 else "NOT resolved"} at this noise)',
-        f'  A vs A (median of steps 0,1,4,5,... / of steps 2,3,6,7,...): Runner '
-        f'{split_half_ratio(bench.times["Runner"]):.3f}, plain '
-        f'{split_half_ratio(bench.times["plain"]):.3f}',
-        f'First step from the same weights, batch and seed: loss Runner {runner_loss:.6f}, '
-        f'plain {plain_loss:.6f} (relative difference '
-        f'{abs(runner_loss - plain_loss) / abs(runner_loss):.1e})',
-    ]
+    lines += comparison_lines(bench.times, bench.flops, bench.first_loss, args.steps, peak, gpu)
     return '\n'.join(lines)
 
 
