@@ -85,8 +85,8 @@ def bench_config(args: argparse.Namespace, data_root: str, work_dir: str) -> Con
 
     Changed from the shipped config: the dataset (its loading step and DINO's views kept), the
     number of local crops, no ImageNet file, data loaded in the main process, an
-    iteration-based loop of the benchmarked length (the schedules keep their epochs) and no
-    checkpoint; with ``--no-guard`` MMEngine's plain ``OptimWrapper``.
+    iteration-based loop of the benchmarked length (the schedules keep their epochs), no
+    validation and no checkpoint; with ``--no-guard`` MMEngine's plain ``OptimWrapper``.
     """
     cfg = load_config(args.config)
     loader = cfg.train_dataloader
@@ -98,6 +98,7 @@ def bench_config(args: argparse.Namespace, data_root: str, work_dir: str) -> Con
     cfg.model.backbone.pretrained = None
     total = args.warmup + args.steps
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=total)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint.update(interval=total + 1, save_last=False)
     if cfg.optim_wrapper.get('type') != 'GuardedOptimWrapper':
         raise ValueError(f'{args.config}: expected the GuardedOptimWrapper of the DINO configs')

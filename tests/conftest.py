@@ -1,5 +1,6 @@
 """Shared test setup: medtrans's compat layer before anything imports mmseg; offline hub."""
 import os
+import socket
 from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -23,6 +24,15 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f'real-data fixtures not found at {FIXTURES}')
     return FIXTURES
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port free at the moment, for the rendezvous of a distributed run (a fixed port
+    would collide with a concurrent run)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

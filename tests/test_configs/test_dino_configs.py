@@ -1,6 +1,7 @@
 """The DINO configs (configs/dino) and the ImageNet + DINO cells of Table 1
 (configs/classification/*/*_in1k-dino_*): the study's settings, the classification runs'
 training split, models that build for every backbone, and a shrunk Runner run per dataset."""
+import json
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,14 @@ def test_dino_config_has_the_studys_settings(path):
     cls_dataset = dict(cls_cfg.train_dataloader.dataset)
     dataset_cfg.pop('pipeline'), cls_dataset.pop('pipeline')
     assert dataset_cfg == cls_dataset and dataset_cfg['split'] == 'train'
-    assert cfg.val_dataloader is None and cfg.val_cfg is None and cfg.test_cfg is None
+    # Validated every 10 epochs by k-NN of the teacher, on the classification runs' validation
+    # split and metric; no test.
+    assert cfg.val_cfg == dict(type='KNNValLoop', k=200, temperature=0.07,
+                               embedding='teacher.backbone')
+    assert (cfg.train_cfg.val_begin, cfg.train_cfg.val_interval) == (10, 10)
+    assert cfg.val_dataloader == cls_cfg.val_dataloader
+    assert cfg.val_evaluator == cls_cfg.val_evaluator
+    assert cfg.test_dataloader is None and cfg.test_cfg is None
     # DINO's head and loss; 2 global views of 224 and 8 local views of 96.
     assert cfg.model.type == 'DINO'
     assert (cfg.model.head.out_channels, cfg.model.head.hidden_channels,
@@ -111,21 +119,26 @@ def test_multi_crop_pipeline_makes_dinos_views():
 @pytest.mark.parametrize('dataset', DATASETS_)
 def test_dino_config_trains_an_epoch_on_its_datasets_layout(dataset, tmp_path):
     """The real config, its loading transform included, on the dataset's synthetic layout:
-    sizes shrunk (global crops 64, two local crops of 32, batch 2), one epoch, no ImageNet
-    file, no checkpoint."""
+    sizes shrunk (global crops 64, two local crops of 32, batch 2; validation images 64), one
+    epoch then its k-NN validation, no ImageNet file, no checkpoint."""
     path = dino_config('deit-s', dataset)
     cfg = prepare_config(load_config(str(path)), str(path), work_dir=str(tmp_path / 'work'))
     layout = write_synthetic_layout(DATASETS.get(cfg.train_dataloader.dataset.type),
                                     str(tmp_path / 'data'))
-    cfg.train_dataloader.dataset.update(layout.dataset_cfg)
-    cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset.update(layout.dataset_cfg)
+        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    val_pipeline = cfg.val_dataloader.dataset.pipeline
+    val_pipeline[1].scale, val_pipeline[2].crop_size = (64, 64), 64
     views = cfg.train_dataloader.dataset.pipeline[1]
     for transforms, size in zip(views.transforms, (64, 64, 32)):
         transforms[0].scale = size
     views.num_views = [1, 1, 2]
     cfg.model.backbone.pretrained = None
-    cfg.train_cfg.max_epochs = 1
+    cfg.train_cfg.update(max_epochs=1, val_begin=1, val_interval=1)
     cfg.default_hooks.checkpoint.update(save_last=False)  # ~0.5 GB with the optimizer state
     runner = build_runner(cfg)
     runner.train()
     assert runner.iter == runner.max_iters == len(runner.train_dataloader) > 0
+    record = json.loads((tmp_path / 'work' / 'metrics' / 'val_latest.json').read_text())
+    assert record['iter'] == runner.iter and cfg.monitor in record['metrics']

@@ -8,7 +8,6 @@ gradients are averaged across processes by DDP, the centre's batch mean by DINOL
 all-reduce.
 """
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,19 +51,13 @@ custom_hooks = [
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def _train(config, data_root, work_dir, processes):
+def _train(config, data_root, work_dir, processes, port=None):
     options = ['--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
                f'train_dataloader.batch_size={GLOBAL_BATCH // processes}']
     command = [str(REPO / 'tools' / 'train.py'), str(config), '--work-dir', str(work_dir)]
     if processes > 1:
         command = ['-m', 'torch.distributed.run', f'--nproc_per_node={processes}',
-                   f'--master_port={_free_port()}', *command, '--launcher', 'pytorch']
+                   f'--master_port={port}', *command, '--launcher', 'pytorch']
     env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / 'tests')]))
     result = subprocess.run([sys.executable, *command, *options], cwd=REPO, env=env,
@@ -74,13 +67,13 @@ def _train(config, data_root, work_dir, processes):
             for rank in range(processes)]
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(free_port, tmp_path):
     data_root = tmp_path / 'ISIC2018'
     make_synthetic_isic2018(data_root, num_train=20, num_val=0, size=(48, 48), seed=5)
     config = tmp_path / 'dino_ddp.py'
     config.write_text(CONFIG)
     (single, ) = _train(config, data_root, tmp_path / 'one', processes=1)
-    rank0, rank1 = _train(config, data_root, tmp_path / 'two', processes=2)
+    rank0, rank1 = _train(config, data_root, tmp_path / 'two', processes=2, port=free_port)
 
     # Every process holds the same teacher and centre, bit for bit.
     assert torch.equal(rank0['center'], rank1['center'])

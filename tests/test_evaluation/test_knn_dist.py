@@ -29,7 +29,7 @@ from .knn_setup import (
 pytestmark = pytest.mark.slow
 
 
-def test_two_processes_equal_one(tmp_path):
+def test_two_processes_equal_one(free_port, tmp_path):
     # 41 images: 29 in the train split, so the sampler pads the memory of the second rank.
     data_root = write_aptos(tmp_path / 'APTOS2019', num_images=41)
     work_dir, out = tmp_path / 'work', tmp_path / 'preds.csv'
@@ -42,7 +42,7 @@ def test_two_processes_equal_one(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
     result = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         '--master_port=29531', 'tools/knn_eval.py', str(APTOS_CONFIG), str(checkpoint),
+         f'--master_port={free_port}', 'tools/knn_eval.py', str(APTOS_CONFIG), str(checkpoint),
          '--work-dir', str(work_dir), '--k', str(K), '--temperature', str(TEMPERATURE),
          '--out', str(out), '--launcher', 'pytorch', '--cfg-options', *cli_options(options)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

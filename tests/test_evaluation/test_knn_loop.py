@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmpretrain.models.utils.data_preprocessor import SelfSupDataPreprocessor
 
 from medtrans.apis import (
     build_runner,
@@ -163,8 +164,12 @@ def runner(aptos, tmp_path_factory):
     (dict(embedding='neck'), ValueError, "embedding='neck' names no submodule"),
     (dict(memory_dataloader='drop_last'), ValueError, 'gave 24 distinct samples of the 28'),
     (dict(memory_dataloader='no_sample_idx'), ValueError, "keep 'sample_idx' in the meta_keys"),
+    (dict(preprocessor='self_supervised'), TypeError, 'not one batch tensor'),
 ])
-def test_clear_errors(runner, change, error, message):
+def test_clear_errors(runner, change, error, message, monkeypatch):
+    if change.pop('preprocessor', None):
+        # DINO's preprocessor keeps pseudo_collate's list of images as a list of views.
+        monkeypatch.setattr(runner.model, 'data_preprocessor', SelfSupDataPreprocessor())
     if 'memory_dataloader' in change:
         memory = memory_dataloader_cfg(runner.cfg.train_dataloader, runner.cfg.test_dataloader)
         if change['memory_dataloader'] == 'drop_last':

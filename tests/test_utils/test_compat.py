@@ -89,13 +89,6 @@ dist.destroy_process_group()
 '''
 
 
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 # The config's top-level find_unused_parameters reaches DDP, and so does its own
 # model_wrapper_cfg, with only device_ids changed.
 _TOP_LEVEL = ('dict(find_unused_parameters=True)', 'True False None')
@@ -112,12 +105,12 @@ _WRAPPER_CFG = ("dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', "
                  OMPI_COMM_WORLD_LOCAL_RANK='0'), *_TOP_LEVEL),
 ])
 def test_cpu_distributed_for_every_mmengine_launcher(launcher, launcher_env, wrapper_options,
-                                                     expected, tmp_path):
+                                                     expected, free_port, tmp_path):
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(('SLURM_', 'OMPI_', 'MASTER_', 'RANK', 'LOCAL_RANK', 'WORLD_'))}
-    env.update(launcher_env, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()),
+    env.update(launcher_env, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port),
                CUDA_VISIBLE_DEVICES='')
     result = subprocess.run(
         [sys.executable, '-c', _DIST_SCRIPT, launcher, wrapper_options, str(tmp_path)],

@@ -33,8 +33,14 @@ param_scheduler = [
         eta_min_ratio=weight_decay_end / weight_decay, by_epoch=True, begin=0,
         end=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='IterBasedEpochsTrainLoop', max_epochs=max_epochs)
-val_cfg = None
+# Validation every 10 epochs: k-NN (k=200, T=0.07, docs/knn.md) of the teacher's embedding,
+# the train split as memory, scored by the dataset's metric. It is a log of how the features
+# evolve; the exported backbone is the last teacher, as in the study.
+val_interval = 10
+train_cfg = dict(
+    type='IterBasedEpochsTrainLoop', max_epochs=max_epochs, val_begin=val_interval,
+    val_interval=val_interval)
+val_cfg = dict(type='KNNValLoop', k=200, temperature=0.07, embedding='teacher.backbone')
 test_cfg = None
 checkpoint_interval = 1000
 default_hooks = dict(

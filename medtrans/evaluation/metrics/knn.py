@@ -234,6 +234,11 @@ class KNNLoopBase:
     def _embed(self, data_batch: dict) -> tuple:
         """The embeddings (B, C) of a batch, and its data samples."""
         data = self._model.data_preprocessor(data_batch, False)
+        if not isinstance(data['inputs'], torch.Tensor):
+            raise TypeError(
+                f"{type(self).__name__}: the data preprocessor gave {type(data['inputs'])} "
+                'inputs, not one batch tensor (a self-supervised preprocessor fed by '
+                "pseudo_collate? give the dataloader collate_fn=dict(type='default_collate')).")
         with autocast(enabled=self.fp16):
             output = self._embed_fn(data['inputs'])
         embedding = output[-1] if isinstance(output, (tuple, list)) else output

@@ -53,6 +53,7 @@ train_dataloader = dict(
         type='ISIC2018Task1Dataset', data_root='data/ISIC2018', split='train',
         pipeline=[dict(type='LoadImageStrict'), views, dict(type='mmpretrain.PackInputs')]))
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=12)
+val_cfg = None  # the k-NN validation is tested in tests/test_configs/test_dino_configs.py
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),

@@ -1,0 +1,8 @@
+# Table 3, ImageNet + DINO init: k-NN of frozen ResNet-50 features (pooled last stage) on
+# APTOS 2019, quadratic kappa; the backbone exported from
+# configs/dino/dino_resnet50_in1k_4xb64_300e_aptos2019-224-96.py (docs/dino.md).
+_base_ = [
+    '../../classification/resnet50/resnet50_in1k-dino_1xb64_plateau_aptos2019-224.py',
+    '../../_base_/knn.py',
+]
+test_cfg = {{_base_.knn_test_cfg}}
