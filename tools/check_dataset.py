@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from medtrans.apis.cli import add_config_args, load_config
+from medtrans.apis.cli import add_config_args, load_config, retarget_options
 
 
 def parse_args():
@@ -36,7 +36,7 @@ def main() -> int:
     from medtrans.apis import prepare_config
     from medtrans.datasets.check import check_dataset
 
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, **retarget_options(args))
     prepare_config(cfg, args.config, work_dir=args.work_dir)
     report = check_dataset(
         cfg, splits=args.splits, num_workers=args.workers, progress_every=args.progress_every,

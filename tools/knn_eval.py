@@ -6,7 +6,12 @@ file), or absent (the config's own ImageNet or random initialisation). The metri
 """
 import argparse
 
-from medtrans.apis.cli import add_config_args, add_launcher_args, load_config
+from medtrans.apis.cli import (
+    add_config_args,
+    add_launcher_args,
+    load_config,
+    retarget_options,
+)
 
 
 def parse_args():
@@ -35,7 +40,7 @@ def main():
         prepare_knn_config,
     )
 
-    cfg = load_config(args.config, args.cfg_options, args.local_rank)
+    cfg = load_config(args.config, args.cfg_options, args.local_rank, **retarget_options(args))
     prepare_knn_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
                        k=args.k, temperature=args.temperature)
     if args.out:

@@ -1,7 +1,12 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--show-dir DIR] [--out F]``."""
 import argparse
 
-from medtrans.apis.cli import add_config_args, add_launcher_args, load_config
+from medtrans.apis.cli import (
+    add_config_args,
+    add_launcher_args,
+    load_config,
+    retarget_options,
+)
 
 
 def parse_args():
@@ -26,7 +31,7 @@ def main():
         prepare_config,
     )
 
-    cfg = load_config(args.config, args.cfg_options, args.local_rank)
+    cfg = load_config(args.config, args.cfg_options, args.local_rank, **retarget_options(args))
     prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
                    load_from=args.checkpoint)
     if args.show_dir:

@@ -1,7 +1,12 @@
 """Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume]``."""
 import argparse
 
-from medtrans.apis.cli import add_config_args, add_launcher_args, load_config
+from medtrans.apis.cli import (
+    add_config_args,
+    add_launcher_args,
+    load_config,
+    retarget_options,
+)
 
 
 def parse_args():
@@ -28,7 +33,7 @@ def main():
         prepare_config,
     )
 
-    cfg = load_config(args.config, args.cfg_options, args.local_rank)
+    cfg = load_config(args.config, args.cfg_options, args.local_rank, **retarget_options(args))
     resume = True if args.resume == 'auto' else (args.resume or False)
     prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
                    amp=args.amp, resume=resume)

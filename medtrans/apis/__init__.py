@@ -1,6 +1,7 @@
-from .cli import add_config_args, add_launcher_args, load_config
+from .cli import add_config_args, add_launcher_args, load_config, retarget_options
 from .export import export_backbone
 from .knn import is_runner_checkpoint, knn_evaluate, prepare_knn_config
+from .retarget import check_overrides, retarget
 from .run import (
     build_runner,
     check_work_dir,
@@ -19,5 +20,5 @@ __all__ = [
     'check_work_dir', 'final_metrics_summary', 'latest_checkpoint', 'add_config_args',
     'add_launcher_args', 'load_config', 'enable_predictions_csv',
     'fill_placeholders', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
-    'export_backbone'
+    'export_backbone', 'retarget', 'retarget_options', 'check_overrides'
 ]

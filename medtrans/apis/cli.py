@@ -1,21 +1,46 @@
 """Command-line pieces shared by the tools: the flags mmseg users know, and config loading."""
 import argparse
 import os
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
-__all__ = ['add_config_args', 'add_launcher_args', 'load_config']
+from .retarget import RETARGETS, check_overrides, retarget
+
+__all__ = ['add_config_args', 'add_launcher_args', 'load_config', 'retarget_options']
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``config``, ``--work-dir`` and ``--cfg-options``."""
+    """Add ``config``, ``--work-dir``, ``--cfg-options`` and the retargeting options
+    ``--data-root``, ``--pretrained``, ``--img-size`` (:func:`retarget_options`)."""
     parser.add_argument('config', help='config file path')
     parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
     parser.add_argument(
+        '--data-root', help='the dataset folder, for every dataloader of the config')
+    parser.add_argument(
+        '--pretrained', help="the backbone's weight file, wherever the model reads it; 'none' "
+        'for random init')
+    parser.add_argument(
+        '--img-size', type=int, help='the input size (side of the training crop); every size '
+        'of the run (resize, crops, data preprocessor, backbone) follows in proportion')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value pairs (e.g. train_cfg.max_iters=100 '
-        'train_dataloader.dataset.data_root=data/ISIC2018)')
+        help='override config settings, key=value pairs (e.g. train_cfg.max_iters=100); a '
+        'top-level variable the config copied into other fields is refused, as the change would '
+        'reach nothing (use the options above for data_root, pretrained and sizes)')
+
+
+def retarget_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The retargeting options given on the command line, as :func:`load_config` takes them."""
+    options: Dict[str, Any] = {}
+    if args.data_root is not None:
+        options['data_root'] = args.data_root
+    if args.pretrained is not None:
+        options['pretrained'] = None if args.pretrained.lower() == 'none' else args.pretrained
+    if args.img_size is not None:
+        options['img_size'] = args.img_size
+    return options
 
 
 def add_launcher_args(parser: argparse.ArgumentParser) -> None:
@@ -26,15 +51,25 @@ def add_launcher_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None,
-                local_rank: Optional[int] = None) -> Config:
-    """Read a config file, with medtrans registered, and apply command-line overrides.
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                local_rank: Optional[int] = None,
+                **retargets: Any) -> Config:
+    """Read a config file, with medtrans registered, retarget it and apply overrides.
 
     Args:
         path (str): Config file.
-        cfg_options (dict, optional): ``--cfg-options`` overrides. Defaults to None.
+        cfg_options (dict, optional): ``--cfg-options`` overrides, applied last; an override
+            of a top-level variable that the file copied into other fields is refused
+            (:func:`~medtrans.apis.retarget.check_overrides`). Defaults to None.
         local_rank (int, optional): ``--local-rank``; exported as ``LOCAL_RANK`` unless the
             launcher set it. Defaults to None.
+        **retargets: ``data_root``, ``pretrained``, ``img_size`` for
+            :func:`~medtrans.apis.retarget.retarget`, over the file's own ``retarget = dict(...)``.
+
+    Raises:
+        ValueError: A ``retarget`` entry of the file that is not one of those three, or an
+            override refused as above.
     """
     from medtrans.setup_env import register_all_modules
 
@@ -42,6 +77,16 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
         os.environ.setdefault('LOCAL_RANK', str(local_rank))
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(path)
+    spec = dict(cfg.pop('retarget', None) or {})
+    unknown = sorted(set(spec) - set(RETARGETS))
+    if unknown:
+        raise ValueError(f'{path}: retarget = dict(...) takes {", ".join(RETARGETS)}, got '
+                         f'{", ".join(unknown)}')
+    spec.update(retargets)
+    changed = retarget(cfg, **spec)
+    for name, fields in changed.items():
+        print_log(f'{name} = {spec[name]!r} set in {", ".join(fields)}', logger='current')
+    check_overrides(cfg, cfg_options)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg

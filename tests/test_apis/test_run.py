@@ -97,7 +97,7 @@ def test_deterministic_switch_is_warn_only_once_the_runner_is_built(
         tmp_path, restore_deterministic_flags):
     # MMEngine's Runner calls use_deterministic_algorithms(True) itself, which clears warn_only:
     # what counts is the state after the Runner is built.
-    cfg = load_config(HEADLINE, {'randomness.deterministic': True, 'pretrained': None})
+    cfg = load_config(HEADLINE, {'randomness.deterministic': True}, pretrained=None)
     prepare_config(cfg, HEADLINE, work_dir=str(tmp_path))
     torch.use_deterministic_algorithms(False)
     build_runner(cfg)

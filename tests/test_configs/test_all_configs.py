@@ -7,6 +7,7 @@ model, optimizer wrapper, schedulers, hooks and evaluators stay the config's own
 checks; the Runner then runs one training iteration, one validation and one test (those the
 config has), and the trained model one forward pass at the config's own input size.
 """
+import copy
 import json
 import math
 import os.path as osp
@@ -22,7 +23,8 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
-from medtrans.apis import build_runner, load_config, prepare_config
+from medtrans.apis import build_runner, load_config, prepare_config, retarget
+from medtrans.apis.retarget import RUN_SECTIONS
 from medtrans.datasets.synthetic import make_synthetic_isic2018, write_synthetic_layout
 from medtrans.registry import DATASETS, MODELS
 
@@ -56,6 +58,8 @@ def _one_iteration_of_iterations(cfg: Config) -> None:
 
 def _one_iteration_of_epochs(cfg: Config) -> None:
     # One epoch of one batch: the first BATCH samples of the training set.
+    # Validation as the config begins it: the DINO configs' k-NN validation (from epoch 10) is
+    # built but not run here; test_dino_configs.py runs it after an epoch on each dataset.
     cfg.train_cfg.update(max_epochs=1, val_interval=1)
     for dataset in _datasets(cfg.train_dataloader):
         dataset['indices'] = BATCH
@@ -198,10 +202,32 @@ def test_configs_found():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=CONFIG_IDS)
 def test_config_loads_as_the_tools_load_it(path, tmp_path):
-    cfg = prepare_config(load_config(str(path)), str(path), work_dir=str(tmp_path))
+    cfg = load_config(str(path))
+    # --data-root and --pretrained reach every dataloader and the backbone, and nothing else.
+    retargeted = copy.deepcopy(cfg)
+    retarget(retargeted, data_root='/elsewhere/data', pretrained='/elsewhere/weights.pth')
+    expected = copy.deepcopy(cfg)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if expected.get(loader) is not None:
+            expected[loader].dataset.data_root = '/elsewhere/data'
+    backbone = expected.model.backbone
+    if 'pretrained' in backbone:
+        backbone.pretrained = '/elsewhere/weights.pth'
+    else:  # mmseg's ResNet
+        backbone.init_cfg = dict(type='Pretrained', checkpoint='/elsewhere/weights.pth')
+    for name, value in (('data_root', '/elsewhere/data'), ('pretrained', '/elsewhere/weights.pth')):
+        if name in expected:
+            expected[name] = value
+    assert _run_sections(retargeted) == _run_sections(expected)
+
+    cfg = prepare_config(cfg, str(path), work_dir=str(tmp_path))
     assert cfg.default_scope == 'medtrans'
     text = repr(cfg.to_dict())  # not pretty_text, which yapf takes seconds to format
     assert '{work_dir}' not in text and '{monitor}' not in text
+
+
+def _run_sections(cfg: Config) -> dict:
+    return {key: cfg.get(key) for key in RUN_SECTIONS + ('data_root', 'pretrained')}
 
 
 @pytest.fixture
@@ -296,8 +322,11 @@ def _assert_components_are_the_configs(runner, cfg: Config) -> None:
 def _assert_metrics_recorded(work_dir: Path, cfg: Config) -> None:
     """MetricsJsonHook wrote each evaluation, with the metric that picks the best checkpoint."""
     monitor = cfg.default_hooks.get('checkpoint', {}).get('save_best')
-    for mode, name in (('val', 'val_1.json'), ('test', 'test_latest.json')):
-        if not cfg.get(f'{mode}_cfg'):
+    validated = cfg.get('val_cfg') and cfg.get('train_cfg', {}).get('val_begin', 1) <= 1
+    for mode, name, ran in (('val', 'val_1.json', validated),
+                            ('test', 'test_latest.json', cfg.get('test_cfg'))):
+        if not ran:
+            assert not (work_dir / 'metrics' / name).exists()
             continue
         record = json.loads((work_dir / 'metrics' / name).read_text())
         assert record['mode'] == mode and record['iter'] == (1 if cfg.get('train_cfg') else 0)

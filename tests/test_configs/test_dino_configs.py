@@ -48,6 +48,7 @@ def test_dino_config_has_the_studys_settings(path):
     assert cfg.val_cfg == dict(type='KNNValLoop', k=200, temperature=0.07,
                                embedding='teacher.backbone')
     assert (cfg.train_cfg.val_begin, cfg.train_cfg.val_interval) == (10, 10)
+    assert cfg.val_dataloader.pop('collate_fn') == dict(type='default_collate')
     assert cfg.val_dataloader == cls_cfg.val_dataloader
     assert cfg.val_evaluator == cls_cfg.val_evaluator
     assert cfg.test_dataloader is None and cfg.test_cfg is None

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    """Two iterations of the tiny config through the real Runner: a resume and a best checkpoint."""
+    """Two iterations of the tiny config through the real Runner: a resume and a best checkpoint,
+    and the config the run wrote to its work dir (retargeted, placeholders filled: the one to hand
+    stock tools, which do not apply medtrans' ``retarget``)."""
     root = tmp_path_factory.mktemp('isic') / 'ISIC2018'
     make_synthetic_isic2018(root, num_train=6, num_val=0, size=(64, 64), seed=5)
     options = {f'{loader}.dataset.data_root': str(root)
@@ -31,13 +33,13 @@ def trained(tmp_path_factory):
     prepare_config(cfg, str(TINY), work_dir=str(work_dir))
     runner = build_runner(cfg)
     runner.train()
-    return work_dir, runner.train_dataloader.dataset.metainfo
+    return work_dir, runner.train_dataloader.dataset.metainfo, work_dir / TINY.name
 
 
 @pytest.mark.parametrize('name', ['iter_2.pth', 'best_IoU_iter_2.pth'])
 def test_mmseg_init_model_reads_dataset_meta_and_weights(trained, name):
-    work_dir, dataset_meta = trained
-    model = init_model(str(TINY), str(work_dir / name), device='cpu')
+    work_dir, dataset_meta, config = trained
+    model = init_model(str(config), str(work_dir / name), device='cpu')
 
     # pickle.dumps tells a tuple from a list or a tagged dict, which a loose comparison might not.
     assert pickle.dumps(model.dataset_meta) == pickle.dumps(dataset_meta)
@@ -62,11 +64,11 @@ class _Payload:
 
 
 def test_mmseg_init_model_loads_weights_only(trained, tmp_path):
-    work_dir, _ = trained
+    work_dir, _, config = trained
     checkpoint = torch.load(work_dir / 'iter_2.pth', weights_only=True)
     marker = tmp_path / 'pwned'
     checkpoint['meta']['note'] = _Payload(str(marker))
     torch.save(checkpoint, tmp_path / 'evil.pth')
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
-        init_model(str(TINY), str(tmp_path / 'evil.pth'), device='cpu')
+        init_model(str(config), str(tmp_path / 'evil.pth'), device='cpu')
     assert not marker.exists()

@@ -29,8 +29,8 @@ def _run(args, timeout=600):
 
 
 def _data_options(root):
-    return [f'{loader}.dataset.data_root={root}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    """The data folder for every dataloader, set in one place."""
+    return ['--data-root', str(root)]
 
 
 @pytest.fixture(scope='module')
@@ -44,7 +44,7 @@ def data_root(tmp_path_factory):
 def trained(data_root, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('work')
     log = _run([sys.executable, 'tools/train.py', str(TINY), '--work-dir', str(work_dir),
-                '--cfg-options', *_data_options(data_root)])
+                *_data_options(data_root)])
     return work_dir, log
 
 
@@ -78,7 +78,7 @@ def test_test_tool_on_val_split_reproduces_recorded_val_metrics(trained, data_ro
     recorded = json.loads((work_dir / 'metrics' / f'val_{step}.json').read_text())
     test_dir = tmp_path / 'test'
     _run([sys.executable, 'tools/test.py', str(TINY), str(ckpt), '--work-dir', str(test_dir),
-          '--cfg-options', *_data_options(data_root), 'test_dataloader.dataset.split=val',
+          *_data_options(data_root), '--cfg-options', 'test_dataloader.dataset.split=val',
           f'test_dataloader.dataset.split_file={work_dir / SPLIT_RECORD}'])
     tested = json.loads((test_dir / 'metrics' / 'test_latest.json').read_text())
     assert tested['checkpoint'] == str(ckpt)
@@ -88,8 +88,7 @@ def test_test_tool_on_val_split_reproduces_recorded_val_metrics(trained, data_ro
 def test_resume_continues_from_last_checkpoint(trained, data_root):
     work_dir, _ = trained
     log = _run([sys.executable, 'tools/train.py', str(TINY), '--work-dir', str(work_dir),
-                '--resume', '--cfg-options', 'train_cfg.max_iters=9',
-                *_data_options(data_root)])
+                '--resume', *_data_options(data_root), '--cfg-options', 'train_cfg.max_iters=9'])
     assert 'resumed' in log.lower() and 'iter_6.pth' in log
     assert (work_dir / 'iter_9.pth').is_file()
 
@@ -99,33 +98,33 @@ def test_test_tool_saves_overlays_and_metrics(trained, data_root, tmp_path):
     ckpt = (work_dir / 'last_checkpoint').read_text().strip()
     show_dir = tmp_path / 'show'
     _run([sys.executable, 'tools/test.py', str(TINY), str(ckpt), '--work-dir', str(work_dir),
-          '--show-dir', str(show_dir), '--cfg-options', *_data_options(data_root)])
+          '--show-dir', str(show_dir), *_data_options(data_root)])
     overlays = list(show_dir.rglob('*.png'))
     assert overlays, 'no prediction overlays written'
     metrics = json.loads((work_dir / 'metrics' / 'test_latest.json').read_text())
     assert set(metrics['metrics']) >= {'IoU', 'Jaccard', 'thresholded_Jaccard', 'Dice'}
 
 
-def test_dist_test_two_cpu_processes_matches_single_process(trained, data_root, tmp_path):
+def test_dist_test_two_cpu_processes_matches_single_process(trained, data_root, free_port,
+                                                            tmp_path):
     work_dir, _ = trained
     ckpt = (work_dir / 'last_checkpoint').read_text().strip()
     single, dist = tmp_path / 'single', tmp_path / 'dist'
     _run([sys.executable, 'tools/test.py', str(TINY), ckpt, '--work-dir', str(single),
-          '--cfg-options', *_data_options(data_root)])
-    _run(['env', f'PYTHON={sys.executable}', 'PORT=29519', 'bash', 'tools/dist_test.sh',
-          str(TINY), ckpt, '2', '--work-dir', str(dist), '--cfg-options',
           *_data_options(data_root)])
+    _run(['env', f'PYTHON={sys.executable}', f'PORT={free_port}', 'bash', 'tools/dist_test.sh',
+          str(TINY), ckpt, '2', '--work-dir', str(dist), *_data_options(data_root)])
     results = [json.loads((d / 'metrics' / 'test_latest.json').read_text())['metrics']
                for d in (single, dist)]
     assert results[0] == pytest.approx(results[1], abs=1e-12)
 
 
-def test_dist_train_two_cpu_processes(data_root, tmp_path):
+def test_dist_train_two_cpu_processes(data_root, free_port, tmp_path):
     work_dir = tmp_path / 'dist'
     env_python = f'PYTHON={sys.executable}'
-    log = _run(['env', env_python, 'PORT=29517', 'bash', 'tools/dist_train.sh', str(TINY), '2',
-                '--work-dir', str(work_dir), '--cfg-options', 'train_cfg.max_iters=3',
-                *_data_options(data_root)])
+    log = _run(['env', env_python, f'PORT={free_port}', 'bash', 'tools/dist_train.sh', str(TINY),
+                '2', '--work-dir', str(work_dir), *_data_options(data_root), '--cfg-options',
+                'train_cfg.max_iters=3'])
     assert (work_dir / 'iter_3.pth').is_file()
     assert 'Distributed training: True' in log
     assert log.count('Iter(train) [3/3]') == 1  # logged once, by rank 0

@@ -1,0 +1,114 @@
+"""Retargeting a config in one place (--data-root, --pretrained, --img-size, a file's
+``retarget``) and the refusal of ``--cfg-options`` that would change nothing the run reads."""
+import copy
+from pathlib import Path
+
+import pytest
+
+from medtrans.apis import load_config, retarget
+
+REPO = Path(__file__).resolve().parents[2]
+HEADLINE = REPO / 'configs' / 'deeplab3_deit_s_isic2018.py'
+DEMO = REPO / 'configs' / 'demo' / 'deeplab3_deit_s_demo_isic2018.py'
+CLS = REPO / 'configs' / 'classification' / 'deit-s' / 'deit-s_in1k_1xb64_plateau_aptos2019-224.py'
+DINO = REPO / 'configs' / 'dino' / 'dino_deit-s_in1k_4xb64_300e_isic2019-224-96.py'
+
+
+@pytest.fixture(scope='module')
+def headline():
+    return load_config(str(HEADLINE))
+
+
+def _loaders(cfg):
+    return [cfg[name] for name in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+            if cfg.get(name) is not None]
+
+
+def test_img_size_of_the_segmentation_config(headline):
+    cfg = copy.deepcopy(headline)
+    retarget(cfg, img_size=128)
+    expected = copy.deepcopy(headline)
+    train, test = expected.train_dataloader.dataset.pipeline, _loaders(expected)[1:]
+    train[2].scale = train[3].scale = train[4].crop_size = (128, 128)  # Resize, crops
+    for loader in test:
+        loader.dataset.pipeline[1].scale = (128, 128)
+    expected.model.data_preprocessor.size = (128, 128)
+    expected.model.backbone.img_size = 128
+    for key in ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[key] == expected[key], key
+    assert cfg.crop_size == (128, 128)
+
+
+def test_img_size_of_classification_scales_the_resize():
+    cfg = load_config(str(CLS), img_size=112)
+    train, test = cfg.train_dataloader.dataset.pipeline, cfg.test_dataloader.dataset.pipeline
+    # The recipe: resize 256, crop 224; at 112: resize 128, crop 112.
+    assert (train[1].scale, train[5].scale) == ((128, 128), 112)
+    assert (test[1].scale, test[2].crop_size) == ((128, 128), 112)
+    assert (cfg.img_size, cfg.resize) == (112, (128, 128))
+
+
+def test_img_size_of_dino_scales_global_and_local_crops():
+    cfg = load_config(str(DINO), img_size=112)
+    crops = [views[0].scale for views in cfg.train_dataloader.dataset.pipeline[1].transforms]
+    assert crops == [112, 112, 48]  # 224 and 96, halved
+    assert cfg.val_dataloader.dataset.pipeline[2].crop_size == 112
+
+
+def test_demo_config_is_the_headline_retargeted_in_one_place(headline):
+    demo = load_config(str(DEMO))
+    expected = load_config(str(HEADLINE), data_root='data/demo_isic2018', pretrained=None,
+                           img_size=128)
+    assert demo.model.backbone.pretrained is None
+    for loader in _loaders(demo):
+        assert loader.dataset.data_root == 'data/demo_isic2018'
+    assert demo.model.data_preprocessor == expected.model.data_preprocessor
+    assert demo.train_dataloader.dataset.pipeline == expected.train_dataloader.dataset.pipeline
+    assert 'retarget' not in demo
+
+
+def test_pretrained_of_an_mmseg_resnet_sets_its_init_cfg():
+    path = REPO / 'configs' / 'deeplabv3' / (
+        'deeplabv3_r50-d8_random_1xb8_plateau_isic2018-512x512.py')
+    cfg = load_config(str(path), pretrained='r50.pth')
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='r50.pth')
+    assert load_config(str(path), pretrained=None).model.backbone.init_cfg is None
+
+
+@pytest.mark.parametrize('option, fields, use', [
+    ('data_root', 'train_dataloader.dataset.data_root, val_dataloader.dataset.data_root, '
+     'test_dataloader.dataset.data_root', 'Use --data-root'),
+    ('pretrained', 'model.backbone.pretrained', 'Use --pretrained'),
+    ('crop_size', 'model.data_preprocessor.size', 'Use --img-size'),
+    ('val_interval', 'train_cfg.val_interval', 'Set those fields instead'),
+])
+def test_an_override_that_reaches_nothing_is_refused(option, fields, use):
+    with pytest.raises(ValueError, match=f'`{option}` is a variable') as error:
+        load_config(str(HEADLINE), {option: 'x'})
+    assert fields in str(error.value) and use in str(error.value)
+
+
+def test_overrides_that_reach_the_run_pass():
+    cfg = load_config(str(HEADLINE), {'train_dataloader.dataset.data_root': 'elsewhere',
+                                      'monitor': 'Dice', 'new_variable': 1})
+    assert cfg.train_dataloader.dataset.data_root == 'elsewhere'
+    assert (cfg.monitor, cfg.new_variable) == ('Dice', 1)
+
+
+def test_options_win_over_the_files_retarget_and_unknown_entries_are_refused(tmp_path):
+    cfg = load_config(str(DEMO), data_root='mine')
+    assert {loader.dataset.data_root for loader in _loaders(cfg)} == {'mine'}
+    assert cfg.model.backbone.img_size == 128
+    config = tmp_path / 'typo.py'
+    config.write_text(f"_base_ = ['{HEADLINE}']\nretarget = dict(data_rot='x')\n")
+    with pytest.raises(ValueError, match='typo.py: retarget = dict.*takes data_root, '
+                       'pretrained, img_size, got data_rot'):
+        load_config(str(config))
+
+
+def test_dataloaders_reading_different_folders_are_not_guessed(headline):
+    cfg = copy.deepcopy(headline)
+    cfg.test_dataloader.dataset.data_root = 'other'
+    with pytest.raises(ValueError, match="read different folders .*test_dataloader.dataset"
+                       ".data_root='other'"):
+        retarget(cfg, data_root='mine')
