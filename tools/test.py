@@ -29,11 +29,13 @@ def main():
         enable_predictions_csv,
         enable_show_dir,
         prepare_config,
+        read_only_tested_split,
     )
 
     cfg = load_config(args.config, args.cfg_options, args.local_rank, **retarget_options(args))
     prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
                    load_from=args.checkpoint)
+    read_only_tested_split(cfg)
     if args.show_dir:
         enable_show_dir(cfg, args.show_dir)
     if args.out:

@@ -13,6 +13,7 @@ from .run import (
     final_metrics_summary,
     latest_checkpoint,
     prepare_config,
+    read_only_tested_split,
 )
 
 __all__ = [
@@ -20,5 +21,5 @@ __all__ = [
     'check_work_dir', 'final_metrics_summary', 'latest_checkpoint', 'add_config_args',
     'add_launcher_args', 'load_config', 'enable_predictions_csv',
     'fill_placeholders', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
-    'export_backbone', 'retarget', 'retarget_options', 'check_overrides'
+    'export_backbone', 'read_only_tested_split', 'retarget', 'retarget_options', 'check_overrides'
 ]

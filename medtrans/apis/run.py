@@ -1,4 +1,5 @@
 """Assembling a run from a config: what ``tools/train.py`` and ``tools/test.py`` share."""
+import copy
 import glob
 import logging
 import os
@@ -268,6 +269,19 @@ def enable_show_dir(cfg: Config, show_dir: str) -> Config:
     hook['draw'] = True
     hook['interval'] = 1
     cfg.visualizer['save_dir'] = show_dir
+    return cfg
+
+
+def read_only_tested_split(cfg: Config) -> Config:
+    """Make a test run read only the split it tests, so the training data need not be on disk.
+
+    Nothing trains in a test run, but MMEngine's Runner builds its train loop, and with it the
+    training dataset, when a hook reads ``runner.iter`` (mmseg's ``SegVisualizationHook`` does,
+    for ``--show-dir``). The train dataloader is therefore given the tested dataset; it is
+    built, never iterated.
+    """
+    if cfg.get('train_dataloader') is not None and cfg.get('test_dataloader') is not None:
+        cfg.train_dataloader.dataset = copy.deepcopy(cfg.test_dataloader.dataset)
     return cfg
 
 

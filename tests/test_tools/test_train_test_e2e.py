@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,14 +94,20 @@ def test_resume_continues_from_last_checkpoint(trained, data_root):
     assert (work_dir / 'iter_9.pth').is_file()
 
 
-def test_test_tool_saves_overlays_and_metrics(trained, data_root, tmp_path):
+def test_test_tool_saves_overlays_and_metrics_with_only_the_tested_split(trained, tmp_path):
+    # The official test set alone on disk: neither the training images nor their masks.
+    test_only = tmp_path / 'ISIC2018'
+    make_synthetic_isic2018(test_only, num_train=1, num_val=0, num_test=2, size=(64, 64), seed=2)
+    for folder in test_only.glob('*Training*'):
+        shutil.rmtree(folder)
     work_dir, _ = trained
     ckpt = (work_dir / 'last_checkpoint').read_text().strip()
     show_dir = tmp_path / 'show'
     _run([sys.executable, 'tools/test.py', str(TINY), str(ckpt), '--work-dir', str(work_dir),
-          '--show-dir', str(show_dir), *_data_options(data_root)])
+          '--show-dir', str(show_dir), *_data_options(test_only),
+          '--cfg-options', 'test_dataloader.dataset.split=official_test'])
     overlays = list(show_dir.rglob('*.png'))
-    assert overlays, 'no prediction overlays written'
+    assert len(overlays) == 2, overlays
     metrics = json.loads((work_dir / 'metrics' / 'test_latest.json').read_text())
     assert set(metrics['metrics']) >= {'IoU', 'Jaccard', 'thresholded_Jaccard', 'Dice'}
 
