@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--show-dir DIR] [--out F]``."""
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--show-dir D] [--out F]
+[--out-dir D]``."""
 import argparse
 
 from medtrans.apis.cli import (
@@ -17,6 +18,10 @@ def parse_args():
     parser.add_argument(
         '--out', help='classification: write each image\'s id, label(s) and class '
         'probabilities to this CSV file')
+    parser.add_argument(
+        '--out-dir', help="segmentation: write each image's predicted mask to this dir, at the "
+        "image's size and in its dataset's challenge format (ISIC 2018: "
+        'ISIC_<id>_segmentation.png, 0/255)')
     add_launcher_args(parser)
     return parser.parse_args()
 
@@ -26,6 +31,7 @@ def main():
     from medtrans.apis import (
         build_runner,
         close_distributed,
+        enable_mask_export,
         enable_predictions_csv,
         enable_show_dir,
         prepare_config,
@@ -40,6 +46,8 @@ def main():
         enable_show_dir(cfg, args.show_dir)
     if args.out:
         enable_predictions_csv(cfg, args.out)
+    if args.out_dir:
+        enable_mask_export(cfg, args.out_dir)
     runner = build_runner(cfg)
     try:
         runner.test()

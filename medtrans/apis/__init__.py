@@ -6,6 +6,7 @@ from .run import (
     build_runner,
     check_work_dir,
     close_distributed,
+    enable_mask_export,
     enable_predictions_csv,
     enable_show_dir,
     fill_placeholders,
@@ -19,7 +20,7 @@ from .run import (
 __all__ = [
     'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
     'check_work_dir', 'final_metrics_summary', 'latest_checkpoint', 'add_config_args',
-    'add_launcher_args', 'load_config', 'enable_predictions_csv',
+    'add_launcher_args', 'load_config', 'enable_predictions_csv', 'enable_mask_export',
     'fill_placeholders', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
     'export_backbone', 'read_only_tested_split', 'retarget', 'retarget_options', 'check_overrides'
 ]

@@ -290,11 +290,22 @@ def enable_predictions_csv(cfg: Config, out_file: str) -> Config:
 
     See :class:`medtrans.evaluation.metrics.DumpPredictionsCsv` for the columns.
     """
+    return _add_test_metric(cfg, dict(type='DumpPredictionsCsv', out_file=out_file))
+
+
+def enable_mask_export(cfg: Config, out_dir: str) -> Config:
+    """Make the test run also write each image's predicted mask to ``out_dir``, at the image's
+    size and in its dataset's challenge format (:class:`~medtrans.evaluation.metrics.DumpSegMasks`).
+    """
+    return _add_test_metric(cfg, dict(type='DumpSegMasks', out_dir=out_dir))
+
+
+def _add_test_metric(cfg: Config, metric: dict) -> Config:
     evaluators = cfg.test_evaluator
     if isinstance(evaluators, dict) and 'metrics' in evaluators:
         evaluators = evaluators['metrics']
     evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
-    evaluators.append(dict(type='DumpPredictionsCsv', out_file=out_file))
+    evaluators.append(metric)
     cfg.test_evaluator = evaluators
     return cfg
 

@@ -101,7 +101,10 @@ class ISIC2018Task1Dataset(BaseSegDataset):
         ValueError: Bad arguments, an empty split, or a split file that does not fit.
     """
 
-    METAINFO = dict(classes=('background', 'lesion'), palette=[[0, 0, 0], [255, 0, 0]])
+    #: ``mask_file_name``: the challenge's mask name for an image ``<stem>.jpg`` (its ground
+    #: truth's, and what ``tools/test.py --out-dir`` writes predictions as).
+    METAINFO = dict(classes=('background', 'lesion'), palette=[[0, 0, 0], [255, 0, 0]],
+                    mask_file_name='{stem}_segmentation.png')
     #: Its tiny layout for the fuzz tests (see :mod:`medtrans.datasets.synthetic`).
     SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.isic2018:isic2018_task1_layout'
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from medtrans.datasets.splits import split_ids
@@ -77,13 +79,32 @@ def test_test_tool_on_val_split_reproduces_recorded_val_metrics(trained, data_ro
     (ckpt, ) = work_dir.glob('iter_*.pth')
     step = int(re.fullmatch(r'iter_(\d+)\.pth', ckpt.name).group(1))
     recorded = json.loads((work_dir / 'metrics' / f'val_{step}.json').read_text())
-    test_dir = tmp_path / 'test'
+    test_dir, masks = tmp_path / 'test', tmp_path / 'masks'
     _run([sys.executable, 'tools/test.py', str(TINY), str(ckpt), '--work-dir', str(test_dir),
-          *_data_options(data_root), '--cfg-options', 'test_dataloader.dataset.split=val',
+          '--out-dir', str(masks), *_data_options(data_root),
+          '--cfg-options', 'test_dataloader.dataset.split=val',
           f'test_dataloader.dataset.split_file={work_dir / SPLIT_RECORD}'])
     tested = json.loads((test_dir / 'metrics' / 'test_latest.json').read_text())
     assert tested['checkpoint'] == str(ckpt)
     assert recorded['metrics'] and tested['metrics'] == recorded['metrics']
+
+    # --out-dir: one challenge-format mask per image (ISIC_<id>_segmentation.png, one channel,
+    # 0/255, the image's size), and the per-image Jaccard computed from the files is the
+    # printed metric.
+    ids = json.loads((work_dir / SPLIT_RECORD).read_text())['splits']['val']
+    truth_dir = data_root / 'ISIC2018_Task1_Training_GroundTruth'
+    assert sorted(p.name for p in masks.iterdir()) == sorted(
+        f'{i}_segmentation.png' for i in ids)
+    jaccards = []
+    for sample_id in ids:
+        pred = cv2.imread(str(masks / f'{sample_id}_segmentation.png'), cv2.IMREAD_UNCHANGED)
+        truth = cv2.imread(str(truth_dir / f'{sample_id}_segmentation.png'), cv2.IMREAD_UNCHANGED)
+        assert pred.dtype == np.uint8 and pred.shape == truth.shape
+        assert set(np.unique(pred)) <= {0, 255}
+        pred, truth = pred == 255, truth == 255
+        union = int((pred | truth).sum())
+        jaccards.append(int((pred & truth).sum()) / union if union else 1.0)
+    assert tested['metrics']['Jaccard'] == pytest.approx(float(np.mean(jaccards)), abs=1e-12)
 
 
 def test_resume_continues_from_last_checkpoint(trained, data_root):
