@@ -1,5 +1,13 @@
 from .cli import add_config_args, add_launcher_args, load_config, retarget_options
 from .export import export_backbone
+from .inference import (
+    extract_features,
+    infer_to_dir,
+    inference,
+    init_model,
+    list_images,
+    sliding_window,
+)
 from .knn import is_runner_checkpoint, knn_evaluate, prepare_knn_config
 from .retarget import check_overrides, retarget
 from .run import (
@@ -22,5 +30,6 @@ __all__ = [
     'check_work_dir', 'final_metrics_summary', 'latest_checkpoint', 'add_config_args',
     'add_launcher_args', 'load_config', 'enable_predictions_csv', 'enable_mask_export',
     'fill_placeholders', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
-    'export_backbone', 'read_only_tested_split', 'retarget', 'retarget_options', 'check_overrides'
+    'export_backbone', 'read_only_tested_split', 'retarget', 'retarget_options', 'check_overrides',
+    'init_model', 'inference', 'extract_features', 'infer_to_dir', 'sliding_window', 'list_images'
 ]

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from medtrans.apis import extract_features, inference, init_model
 from medtrans.datasets.splits import split_ids
 from medtrans.datasets.synthetic import make_synthetic_isic2018
 
@@ -105,6 +106,28 @@ def test_test_tool_on_val_split_reproduces_recorded_val_metrics(trained, data_ro
         union = int((pred | truth).sum())
         jaccards.append(int((pred & truth).sum()) / union if union else 1.0)
     assert tested['metrics']['Jaccard'] == pytest.approx(float(np.mean(jaccards)), abs=1e-12)
+
+    # tools/infer.py on the same images in a folder of their own (no labels) writes the same
+    # masks, and so does the Python API.
+    new_images = tmp_path / 'new_images'
+    new_images.mkdir()
+    for sample_id in ids:
+        shutil.copy(data_root / 'ISIC2018_Task1-2_Training_Input' / f'{sample_id}.jpg', new_images)
+    inferred = tmp_path / 'inferred'
+    _run([sys.executable, 'tools/infer.py', str(TINY), str(ckpt), str(new_images),
+          '--out-dir', str(inferred)])
+    for sample_id in ids:
+        name = f'{sample_id}_segmentation.png'
+        assert (inferred / name).read_bytes() == (masks / name).read_bytes(), name
+    assert sorted(p.name for p in (inferred / 'overlays').iterdir()) == sorted(
+        f'{i}.jpg' for i in ids)
+    model = init_model(str(TINY), str(ckpt))
+    images = [str(new_images / f'{i}.jpg') for i in ids]
+    for sample_id, sample in zip(ids, inference(model, images, batch_size=2)):
+        written = cv2.imread(str(masks / f'{sample_id}_segmentation.png'), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(sample.pred_sem_seg.data[0].numpy() * 255, written)
+    embeddings = extract_features(model, images)
+    assert embeddings.shape == (len(ids), model.backbone.num_features)
 
 
 def test_resume_continues_from_last_checkpoint(trained, data_root):

@@ -223,9 +223,13 @@ class LoadBinaryMask(BaseTransform):
     pipelines: the ground truth then stays at the original size, and the metric compares it with
     the prediction resized back to ``ori_shape``.
 
+    Without ``seg_map_path`` (images without labels, as ``tools/infer.py`` and
+    :func:`medtrans.apis.inference` give the test pipeline) it adds nothing, so one test
+    pipeline serves testing and inference.
+
     Required Keys:
 
-    - seg_map_path
+    - seg_map_path (optional: without it, nothing is loaded)
     - img_shape, ori_shape (optional; checked against when present)
 
     Added Keys:
@@ -251,11 +255,13 @@ class LoadBinaryMask(BaseTransform):
         """Load ``results['seg_map_path']`` into ``results['gt_seg_map']``.
 
         Args:
-            results (dict): Must hold ``seg_map_path``.
+            results (dict): Holds ``seg_map_path``, or no label to load.
 
         Returns:
             dict: ``results`` with ``gt_seg_map``, ``seg_fields`` and ``reduce_zero_label``.
         """
+        if results.get('seg_map_path') is None:
+            return results
         path = results['seg_map_path']
         mask = _decode(path, _read_bytes(path, self.backend_args))
         if mask.dtype != np.uint8:
