@@ -11,7 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
-from medtrans.apis import extract_features, inference, init_model
+from medtrans.apis import (
+    extract_features,
+    inference,
+    init_model,
+    load_config,
+    sliding_window,
+)
 from medtrans.datasets.splits import split_ids
 from medtrans.datasets.synthetic import make_synthetic_isic2018
 
@@ -128,6 +134,16 @@ def test_test_tool_on_val_split_reproduces_recorded_val_metrics(trained, data_ro
         np.testing.assert_array_equal(sample.pred_sem_seg.data[0].numpy() * 255, written)
     embeddings = extract_features(model, images)
     assert embeddings.shape == (len(ids), model.backbone.num_features)
+
+    # Sliding windows of the model's input size over an image larger than it, at full size.
+    big = tmp_path / 'big.png'
+    cv2.imwrite(str(big), np.random.default_rng(0).integers(0, 256, (150, 200, 3), np.uint8))
+    cfg = sliding_window(load_config(str(TINY)))
+    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(128, 128), stride=(85, 85))
+    assert [t['type'] for t in cfg.test_dataloader.dataset.pipeline] == [
+        'LoadImageStrict', 'LoadBinaryMask', 'mmseg.PackSegInputs']  # no Resize: full size
+    (sample, ) = inference(init_model(cfg, str(ckpt)), [str(big)])
+    assert tuple(sample.pred_sem_seg.data.shape) == (1, 150, 200)
 
 
 def test_resume_continues_from_last_checkpoint(trained, data_root):
