@@ -11,10 +11,17 @@ from .retarget import RETARGETS, check_overrides, retarget
 __all__ = ['add_config_args', 'add_launcher_args', 'load_config', 'retarget_options']
 
 
+def _config_file(path: str) -> str:
+    """An existing config file; otherwise argparse prints one line of usage error."""
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f'no such config file: {path}')
+    return path
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """Add ``config``, ``--work-dir``, ``--cfg-options`` and the retargeting options
     ``--data-root``, ``--pretrained``, ``--img-size`` (:func:`retarget_options`)."""
-    parser.add_argument('config', help='config file path')
+    parser.add_argument('config', type=_config_file, help='config file path')
     parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
     parser.add_argument(
         '--data-root', help='the dataset folder, for every dataloader of the config')

@@ -14,6 +14,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from medtrans.apis.registry_hints import with_registry_hints
 from medtrans.datasets.splits import WORK_DIR_PLACEHOLDER
 from medtrans.setup_env import register_all_modules
 from medtrans.utils import export_local_rank, init_cpu_distributed, use_cpu_distributed
@@ -222,6 +223,9 @@ def build_runner(cfg: Config) -> Runner:
 
     * ``randomness.deterministic=True`` makes PyTorch warn, not fail, on kernels without a
       deterministic version (set after the Runner's own switch, which would fail).
+    * A type missing from a registry is reported with its config field and the closest
+      registered names (:mod:`medtrans.apis.registry_hints`), at build time and when the run
+      starts.
     * A run that resumes from a checkpoint skips weight initialisation: the checkpoint
       overwrites every weight, so ImageNet files named by ``pretrained`` are never read (and
       may have moved since the run started).
@@ -233,9 +237,12 @@ def build_runner(cfg: Config) -> Runner:
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     if 'runner_type' in cfg:
         from medtrans.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
+        runner = with_registry_hints(RUNNERS.build, cfg)(cfg)
     else:
-        runner = Runner.from_cfg(cfg)
+        runner = with_registry_hints(Runner.from_cfg, cfg)(cfg)
+    # Datasets, transforms, loops and metrics are built when a run starts.
+    for name in ('train', 'val', 'test'):
+        setattr(runner, name, with_registry_hints(getattr(runner, name), cfg))
     if deterministic:
         # The Runner's own switch calls use_deterministic_algorithms(True), which fails on the
         # CUDA kernels without a deterministic version (e.g. the backward of bilinear
