@@ -1,12 +1,12 @@
 # Baseline of the study's Table 2: DeepLabV3 with an ImageNet ResNet-50 (dilated, output stride 8).
-# `pretrained` is a local torchvision/timm ResNet-50 ImageNet state dict (no download).
+# `pretrained`: timm's torchvision ResNet-50 ImageNet weights (tools/misc/download_timm_weights.py).
 _base_ = [
     '../_base_/models/deeplabv3_r50-d8.py',
     '../_base_/datasets/isic2018_task1_512x512.py',
     '../_base_/default_runtime.py',
     '../_base_/schedules/adam_plateau_20k.py',
 ]
-pretrained = 'checkpoints/resnet50_imagenet.pth'
+pretrained = 'checkpoints/resnet50.tv_in1k.safetensors'
 model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 # The segmentation visualisation hook (drawn by tools/test.py --show-dir).
