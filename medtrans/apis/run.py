@@ -101,6 +101,7 @@ def prepare_config(cfg: Config,
     The placeholders ``'{work_dir}'`` and ``'{monitor}'`` in the config's strings are replaced by
     the work dir and by ``cfg.monitor`` (the validation metric that picks the best checkpoint
     and drives the plateau schedule), so each is set once.
+    Dataloader workers are capped at the CPU cores available to each process.
     ``cfg.tensorboard = True`` adds a TensorBoard backend to the visualizer. On machines without
     CUDA, a distributed launcher starts a gloo group (see :mod:`medtrans.utils.compat`).
 
@@ -145,6 +146,7 @@ def prepare_config(cfg: Config,
         cfg.resume = False
     if load_from is not None:
         cfg.load_from = load_from
+    _fit_workers_to_cores(cfg)
     if cfg.get('tensorboard', False):
         backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
         if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
@@ -153,6 +155,19 @@ def prepare_config(cfg: Config,
     if use_cpu_distributed(launcher):
         init_cpu_distributed(cfg)
     return cfg
+
+
+def _fit_workers_to_cores(cfg: Config) -> None:
+    """Lower each dataloader's ``num_workers`` to the CPU cores available to each process
+    (the configs name the study's machines' 8; a laptop has fewer), logging the change."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    limit = max(1, (cores or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if loader and loader.get('num_workers', 0) > limit:
+            print_log(f'{name}.num_workers {loader.num_workers} -> {limit}: the CPU cores '
+                      'available to each process', logger='current')
+            loader.num_workers = limit
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:

@@ -1,4 +1,5 @@
 """Run assembly shared by the tools: work dir, placeholders, switches, guards."""
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,13 @@ def test_a_resumed_run_never_reads_the_pretrained_file(tmp_path):
     cfg = prepare_config(load_config(HEADLINE, options), HEADLINE, work_dir=str(tmp_path),
                          resume=str(tmp_path / 'iter_4.pth'))
     build_runner(cfg)._init_model_weights()
+
+
+def test_dataloader_workers_follow_the_cores_of_each_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')
+    cfg = load_config(HEADLINE)
+    cfg.val_dataloader.num_workers = 0
+    assert cfg.train_dataloader.num_workers > 3
+    prepare_config(cfg, HEADLINE, work_dir=str(tmp_path))
+    assert (cfg.train_dataloader.num_workers, cfg.val_dataloader.num_workers) == (3, 0)
