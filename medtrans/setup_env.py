@@ -7,7 +7,7 @@ import datetime
 import warnings
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import List
+from typing import List, Sequence
 
 from mmengine import DefaultScope
 from mmengine.logging import print_log
@@ -41,9 +41,15 @@ def load_plugins() -> List[str]:
                 f'medtrans plugin "{ep.name}" ({ep.value}) failed to import: {err}') from err
         loaded.append(ep.value)
     if loaded and not _plugins_logged:
-        print_log(f'medtrans plugins loaded: {", ".join(loaded)}', logger='current')
+        log_plugins(loaded)
         _plugins_logged = True
     return loaded
+
+
+def log_plugins(entry_point_modules: List[str], custom_imports: Sequence[str] = ()) -> None:
+    """Log the plugins in one line: entry-point modules, then a config's ``custom_imports``."""
+    names = [*entry_point_modules, *(f'{m} (custom_imports)' for m in custom_imports)]
+    print_log(f'medtrans plugins loaded: {", ".join(names)}', logger='current')
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:

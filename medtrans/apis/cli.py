@@ -78,12 +78,16 @@ def load_config(path: str,
         ValueError: A ``retarget`` entry of the file that is not one of those three, or an
             override refused as above.
     """
-    from medtrans.setup_env import register_all_modules
+    from medtrans.setup_env import load_plugins, log_plugins, register_all_modules
 
     if local_rank is not None:
         os.environ.setdefault('LOCAL_RANK', str(local_rank))
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(path)
+    cfg = Config.fromfile(path)  # imports the config's custom_imports
+    custom_imports = (cfg.get('custom_imports') or {}).get('imports', [])
+    if custom_imports:
+        log_plugins(load_plugins(), [custom_imports] if isinstance(custom_imports, str)
+                    else custom_imports)
     spec = dict(cfg.pop('retarget', None) or {})
     unknown = sorted(set(spec) - set(RETARGETS))
     if unknown:

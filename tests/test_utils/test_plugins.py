@@ -58,3 +58,24 @@ def test_plugin_backbone_has_the_embedding_interface():
     x = torch.randn(2, 3, 16, 16)
     assert torch.equal(backbone.forward_embedding(x), backbone(x)[-1].mean(dim=(2, 3)))
     assert backbone.forward_embedding(x).shape == (2, backbone.num_features)
+
+
+def test_custom_imports_appear_in_the_plugin_log_line(tmp_path):
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from medtrans.apis import load_config
+    cfg_file = tmp_path / 'plugin_cfg.py'
+    cfg_file.write_text("custom_imports = dict(imports=['medtrans_example_plugin.tiny_convnet'])\n")
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        load_config(str(cfg_file))
+    finally:
+        logger.removeHandler(handler)
+    assert 'medtrans plugins loaded: medtrans_example_plugin, ' \
+        'medtrans_example_plugin.tiny_convnet (custom_imports)' in messages
