@@ -2,6 +2,7 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from medtrans.registry import MODELS
 from medtrans.setup_env import load_plugins, register_all_modules
@@ -79,3 +80,32 @@ def test_custom_imports_appear_in_the_plugin_log_line(tmp_path):
         logger.removeHandler(handler)
     assert 'medtrans plugins loaded: medtrans_example_plugin, ' \
         'medtrans_example_plugin.tiny_convnet (custom_imports)' in messages
+
+
+def test_plugin_config_trains_on_the_plugin_dataset(tmp_path):
+    import json
+
+    import cv2
+    import numpy as np
+
+    from medtrans.apis import build_runner, load_config, prepare_config
+    rng = np.random.default_rng(0)
+    for split, count in (('train', 4), ('val', 2)):
+        for folder in ('images', 'masks'):
+            (tmp_path / 'data' / split / folder).mkdir(parents=True)
+        for index in range(count):
+            mask = np.zeros((48, 40), np.uint8)
+            mask[10:30, 8:20] = 255
+            image = rng.integers(0, 256, (48, 40, 3), np.uint8)
+            cv2.imwrite(str(tmp_path / 'data' / split / 'images' / f'{index}.png'), image)
+            cv2.imwrite(str(tmp_path / 'data' / split / 'masks' / f'{index}.png'), mask)
+    config = str(Path(__file__).resolve().parents[2] / 'projects' / 'example_plugin' / 'configs' /
+                 'deeplab3_deit_s_lesion_folders.py')
+    cfg = load_config(config, {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1,
+                               'train_dataloader.batch_size': 2},
+                      data_root=str(tmp_path / 'data'), img_size=32)
+    runner = build_runner(prepare_config(cfg, config, work_dir=str(tmp_path / 'work')))
+    runner.train()
+    assert type(runner.train_dataloader.dataset).__name__ == 'LesionFolderDataset'
+    record = json.loads((tmp_path / 'work' / 'metrics' / 'val_1.json').read_text())
+    assert 'IoU' in record['metrics']
