@@ -43,14 +43,14 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from torch import nn  # noqa: E402
 from train_step_overhead import (  # noqa: E402
-    GUARD_KEYS,
     Interleaved,
-    _IterEnd,
-    _IterStart,
+    add_step_args,
+    for_benchmark,
     plain_optimizer,
+    train_interleaved,
 )
 
-from medtrans.apis import build_runner, load_config, prepare_config  # noqa: E402
+from medtrans.apis import load_config  # noqa: E402
 from medtrans.datasets.synthetic import make_synthetic_isic2018  # noqa: E402
 from medtrans.engine.hooks.dino_hook import teacher_momentum_at, teacher_temp_at  # noqa: E402
 
@@ -66,13 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--local-crops', type=int, default=6,
                         help='local crops per image, beside the 2 global ones (default: 6)')
     parser.add_argument('--batch-size', type=int, default=2, help='images per step (default: 2)')
-    parser.add_argument('--steps', type=int, default=30,
-                        help='timed steps per side (default: 30)')
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='untimed steps per side before them (default: 3)')
-    parser.add_argument('--no-guard', dest='guard', action='store_false',
-                        help="train both sides without the NaN guard (the Runner with MMEngine's "
-                        'OptimWrapper)')
+    add_step_args(parser)
     args = parser.parse_args()
     if args.steps < 4 or args.warmup < 1 or args.batch_size < 1 or args.local_crops < 1:
         parser.error('expected --steps >= 4, --warmup >= 1, --batch-size >= 1 and '
@@ -81,32 +75,21 @@ def parse_args() -> argparse.Namespace:
 
 
 def bench_config(args: argparse.Namespace, data_root: str, work_dir: str) -> Config:
-    """The config's DINO run on a synthetic ISIC 2018 tree, for exactly the benchmarked steps.
+    """The config's DINO run on a synthetic ISIC 2018 tree, for exactly the benchmarked steps
+    (``train_step_overhead.for_benchmark``; the schedules keep their epochs).
 
-    Changed from the shipped config: the dataset (its loading step and DINO's views kept), the
-    number of local crops, no ImageNet file, data loaded in the main process, an
-    iteration-based loop of the benchmarked length (the schedules keep their epochs), no
-    validation and no checkpoint; with ``--no-guard`` MMEngine's plain ``OptimWrapper``.
+    Changed from the shipped config besides: the dataset (its loading step and DINO's views
+    kept), the number of local crops, no ImageNet file, no validation.
     """
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, pretrained=None)
     loader = cfg.train_dataloader
     views = loader.dataset.pipeline[1]
     views.num_views[-1] = args.local_crops
     loader.dataset = dict(type='ISIC2018Task1Dataset', data_root=data_root, split='train',
                           pipeline=loader.dataset.pipeline)
-    loader.update(batch_size=args.batch_size, num_workers=0, persistent_workers=False)
-    cfg.model.backbone.pretrained = None
-    total = args.warmup + args.steps
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=total)
+    loader.batch_size = args.batch_size
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.default_hooks.checkpoint.update(interval=total + 1, save_last=False)
-    if cfg.optim_wrapper.get('type') != 'GuardedOptimWrapper':
-        raise ValueError(f'{args.config}: expected the GuardedOptimWrapper of the DINO configs')
-    if not args.guard:
-        cfg.optim_wrapper.type = 'OptimWrapper'
-        for key in GUARD_KEYS:
-            cfg.optim_wrapper.pop(key, None)
-    return prepare_config(cfg, args.config, work_dir=work_dir)
+    return for_benchmark(cfg, args, work_dir)
 
 
 def dino_schedules(cfg: Config, iters_per_epoch: int,
@@ -263,13 +246,7 @@ def main() -> None:
         cfg = bench_config(args, data_root, osp.join(tmp, 'work'))
         guard = cfg.optim_wrapper.get('type') == 'GuardedOptimWrapper'
         bench = DINOInterleaved(args.warmup, guard, seed=0, cfg=cfg)
-        runner = build_runner(cfg)
-        start, end = _IterStart(bench), _IterEnd(bench)
-        runner.register_hook(start, priority='HIGHEST')
-        runner.register_hook(end, priority='LOWEST')
-        if runner.hooks[0] is not start or runner.hooks[-1] is not end:
-            raise RuntimeError('the timing hooks must be the first and the last of the Runner')
-        runner.train()
+        train_interleaved(cfg, bench)
     peak = matmul_peak_flops(bench.device)
     print(report(args, cfg, bench, peak, datasheet_peaks(bench.device)))
 

@@ -38,7 +38,7 @@ import math
 import os
 import os.path as osp
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
@@ -64,6 +64,18 @@ DEFAULT_CONFIG = osp.join(REPO, 'configs', 'deeplab3_deit_s_isic2018.py')
 GUARD_KEYS = ('on_non_finite', 'max_consecutive_skips')
 
 
+def add_step_args(parser: argparse.ArgumentParser) -> None:
+    """The arguments every train-step benchmark takes: ``--steps``, ``--warmup``,
+    ``--no-guard``."""
+    parser.add_argument('--steps', type=int, default=30,
+                        help='timed steps per side (default: 30)')
+    parser.add_argument('--warmup', type=int, default=3,
+                        help='untimed steps per side before them (default: 3)')
+    parser.add_argument('--no-guard', dest='guard', action='store_false',
+                        help="train both sides without the NaN guard (the Runner with MMEngine's "
+                        'OptimWrapper)')
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG,
@@ -72,82 +84,48 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--size', type=int, default=256,
                         help="input size (default: 256; the study's is 512)")
     parser.add_argument('--batch-size', type=int, default=2, help='(default: 2)')
-    parser.add_argument('--steps', type=int, default=30,
-                        help='timed steps per side (default: 30)')
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='untimed steps per side before them (default: 3)')
-    parser.add_argument('--no-guard', dest='guard', action='store_false',
-                        help="train both sides without the NaN guard (the Runner with MMEngine's "
-                        'OptimWrapper)')
+    add_step_args(parser)
     args = parser.parse_args()
     if args.steps < 4 or args.warmup < 1 or args.size < 32 or args.batch_size < 1:
         parser.error('expected --steps >= 4, --warmup >= 1, --size >= 32 and --batch-size >= 1')
     return args
 
 
-def set_input_size(cfg: Config, config_path: str, size: int) -> None:
-    """Make ``cfg`` train at ``size x size``.
+def for_benchmark(cfg: Config, args: argparse.Namespace, work_dir: str) -> Config:
+    """Make a loaded config train exactly ``--warmup + --steps`` timed iterations.
 
-    Replaces every field equal to the config's ``crop_size`` variable (the pipelines' sizes, the
-    data preprocessor's padding size) and the backbone's ``img_size``, which is what a config
-    written for that size sets (as ``configs/demo`` does).
+    Data is loaded in the main process; an iteration-based loop runs that many iterations with
+    no validation and no checkpoint (both would fall inside a timed step); with ``--no-guard``
+    MMEngine's plain ``OptimWrapper``. The config should be loaded with its data root and
+    ``pretrained=None`` (:func:`medtrans.apis.load_config`).
     """
-    old = cfg.get('crop_size')
-    if old is None:
-        raise KeyError(f'{config_path}: --size needs the config variable "crop_size" (the '
-                       'training input size), which this config does not define.')
-    old, new = tuple(old), (size, size)
-
-    def replace(node):
-        if isinstance(node, (list, tuple)) and tuple(node) == old:
-            return new
-        if isinstance(node, dict):
-            for key, value in node.items():
-                node[key] = replace(value)
-        elif isinstance(node, list):
-            node[:] = [replace(value) for value in node]
-        return node
-
-    for key in list(cfg.keys()):
-        cfg[key] = replace(cfg[key])
-    if 'img_size' in cfg.model.backbone:
-        cfg.model.backbone.img_size = size
-
-
-def bench_config(args: argparse.Namespace, data_root: str, work_dir: str) -> Config:
-    """The config's run on a synthetic ISIC 2018 tree, for exactly the benchmarked steps.
-
-    Changed from the shipped config, besides sizes: no ImageNet file, data loaded in the main
-    process, no validation and no checkpoint (both would fall inside a timed step), and with
-    ``--no-guard`` MMEngine's plain ``OptimWrapper``.
-    """
-    cfg = load_config(args.config)
-    set_input_size(cfg, args.config, args.size)
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[name].dataset.data_root = data_root
-        cfg[name].num_workers = 0
-        cfg[name].persistent_workers = False
-    cfg.train_dataloader.batch_size = args.batch_size
-    backbone = cfg.model.backbone
-    if 'pretrained' in backbone:
-        backbone.pretrained = None
-    if isinstance(backbone.get('init_cfg'), dict) and backbone.init_cfg.get('type') == 'Pretrained':
-        backbone.init_cfg = None
+        if cfg.get(name):
+            cfg[name].update(num_workers=0, persistent_workers=False)
     total = args.warmup + args.steps
-    cfg.train_cfg.max_iters = total
-    cfg.train_cfg.val_begin = total + 1
-    cfg.default_hooks.checkpoint.interval = total + 1
-    cfg.default_hooks.checkpoint.save_last = False
+    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
+        cfg.train_cfg.update(max_iters=total, val_begin=total + 1)
+    else:
+        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=total, val_begin=total + 1)
+    cfg.default_hooks.checkpoint.update(interval=total + 1, save_last=False)
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper not in ('OptimWrapper', 'GuardedOptimWrapper'):
-        raise ValueError(f'{args.config}: optim_wrapper.type is "{wrapper}"; the plain loop '
-                         'runs in fp32 without a loss scaler, so expected "OptimWrapper" or '
+        raise ValueError(f'optim_wrapper.type is "{wrapper}"; the plain loop runs in fp32 '
+                         'without a loss scaler, so expected "OptimWrapper" or '
                          '"GuardedOptimWrapper".')
     if not args.guard:
         cfg.optim_wrapper.type = 'OptimWrapper'
         for key in GUARD_KEYS:
             cfg.optim_wrapper.pop(key, None)
     return prepare_config(cfg, args.config, work_dir=work_dir)
+
+
+def bench_config(args: argparse.Namespace, data_root: str, work_dir: str) -> Config:
+    """The config's run on a synthetic ISIC 2018 tree at ``--size`` (``--img-size`` of the
+    tools), random initial weights, for exactly the benchmarked steps (:func:`for_benchmark`)."""
+    cfg = load_config(args.config, data_root=data_root, pretrained=None, img_size=args.size)
+    cfg.train_dataloader.batch_size = args.batch_size
+    return for_benchmark(cfg, args, work_dir)
 
 
 def plain_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
@@ -159,6 +137,23 @@ def plain_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
     groups = [dict(group, params=[params[names[id(p)]] for p in group['params']])
               for group in optimizer.param_groups]
     return type(optimizer)(groups)
+
+
+def plain_update(loss: torch.Tensor, params: List[torch.Tensor],
+                 optimizer: torch.optim.Optimizer, guard: bool) -> torch.Tensor:
+    """The end of a plain step: ``backward``, with ``guard`` the check of
+    :class:`medtrans.engine.optimizers.GuardedOptimWrapper` (loss and gradients finite, checked
+    together in one host sync), the optimizer step and ``zero_grad``; returns the detached loss.
+    """
+    loss.backward()
+    if guard:  # one check of loss and gradients, one host sync, as the guard does
+        grads = [p.grad for p in params if p.grad is not None]
+        amax = torch.stack(torch._foreach_norm(grads, float('inf'))).amax()
+        if not bool(torch.isfinite(loss.detach() + amax)):
+            raise FloatingPointError('plain loop: non-finite loss or gradient')
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.detach()
 
 
 class PlainStep:
@@ -214,16 +209,7 @@ class PlainStep:
                 ce = F.cross_entropy(logits, labels, ignore_index=head.ignore_index,
                                      reduction='none').mean()
             losses.append(head.loss_decode.loss_weight * ce)
-        loss = sum(losses)
-        loss.backward()
-        if self.guard:  # one check of loss and gradients, one host sync, as the guard does
-            grads = [p.grad for p in self.params if p.grad is not None]
-            amax = torch.stack(torch._foreach_norm(grads, float('inf'))).amax()
-            if not bool(torch.isfinite(loss.detach() + amax)):
-                raise FloatingPointError('plain loop: non-finite loss or gradient')
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        return loss.detach()
+        return plain_update(sum(losses), self.params, self.optimizer, self.guard)
 
 
 class Interleaved:
@@ -232,7 +218,8 @@ class Interleaved:
 
     Driven by two hooks around every Runner iteration (:class:`_IterStart`, :class:`_IterEnd`).
     The first step of both sides starts from the same weights, batch and seed, so their losses
-    must agree: a check that both compute the same thing.
+    must agree: a check that both compute the same thing. The plain step is :meth:`make_plain`'s
+    (:class:`PlainStep` here; other benchmarks override it for other models).
 
     Args:
         warmup (int): Untimed steps per side; the last one is FLOP-counted.
@@ -248,7 +235,7 @@ class Interleaved:
         self.flops: Dict[str, int] = {}
         self.first_loss: Dict[str, float] = {}
         self.device = torch.device('cpu')
-        self.plain: Optional[PlainStep] = None
+        self.plain: Optional[Callable[[dict], torch.Tensor]] = None
         self._counter = None
         self._start = 0.0
 
@@ -262,7 +249,14 @@ class Interleaved:
         self.device = next(model.parameters()).device
         plain_model = copy.deepcopy(model).train()
         optimizer = plain_optimizer(runner.optim_wrapper.optimizer, model, plain_model)
-        self.plain = PlainStep(plain_model, optimizer, self.guard)
+        self.plain = self.make_plain(plain_model, optimizer)
+
+    def make_plain(self, model: nn.Module,
+                   optimizer: torch.optim.Optimizer) -> Callable[[dict], torch.Tensor]:
+        """The plain step over the copy of the Runner's model and its optimizer: a callable
+        that trains on one batch and returns the detached loss. A subclass benchmarking
+        another kind of model returns its own."""
+        return PlainStep(model, optimizer, self.guard)
 
     def runner_step_begins(self, step: int, data_batch: dict) -> None:
         if step % 2:
@@ -326,6 +320,18 @@ class _IterEnd(Hook):
         self.bench.runner_step_ends(batch_idx, data_batch, outputs)
 
 
+def train_interleaved(cfg: Config, bench: Interleaved) -> None:
+    """Build the Runner of ``cfg``, put ``bench``'s timing hooks first and last around every
+    iteration, and train."""
+    runner = build_runner(cfg)
+    start, end = _IterStart(bench), _IterEnd(bench)
+    runner.register_hook(start, priority='HIGHEST')
+    runner.register_hook(end, priority='LOWEST')
+    if runner.hooks[0] is not start or runner.hooks[-1] is not end:
+        raise RuntimeError('the timing hooks must be the first and the last of the Runner')
+    runner.train()
+
+
 def report(args: argparse.Namespace, bench: Interleaved, peak: float,
            gpu: Optional[Tuple[str, Dict[str, float]]]) -> str:
     """The printed result: one row per side, the ratio, its noise and the sanity checks."""
@@ -362,13 +368,7 @@ def main() -> None:
         cfg = bench_config(args, data_root, osp.join(tmp, 'work'))
         guard = cfg.optim_wrapper.get('type', 'OptimWrapper') == 'GuardedOptimWrapper'
         bench = Interleaved(args.warmup, guard, seed=0)
-        runner = build_runner(cfg)
-        start, end = _IterStart(bench), _IterEnd(bench)
-        runner.register_hook(start, priority='HIGHEST')
-        runner.register_hook(end, priority='LOWEST')
-        if runner.hooks[0] is not start or runner.hooks[-1] is not end:
-            raise RuntimeError('the timing hooks must be the first and the last of the Runner')
-        runner.train()
+        train_interleaved(cfg, bench)
     peak = matmul_peak_flops(bench.device)
     print(report(args, bench, peak, datasheet_peaks(bench.device)))
 
