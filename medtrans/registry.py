@@ -71,6 +71,8 @@ EVALUATOR = Registry(
     'evaluator', parent=MMENGINE_EVALUATOR, scope='medtrans', locations=['medtrans.evaluation'])
 TASK_UTILS = Registry(
     'task util', parent=MMENGINE_TASK_UTILS, scope='medtrans', locations=['medtrans.models'])
-VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope='medtrans')
+VISUALIZERS = Registry(
+    'visualizer', parent=MMENGINE_VISUALIZERS, scope='medtrans',
+    locations=['medtrans.visualization'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope='medtrans')
 LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope='medtrans')

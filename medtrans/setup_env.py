@@ -64,6 +64,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import medtrans.engine  # noqa: F401
     import medtrans.evaluation  # noqa: F401
     import medtrans.models  # noqa: F401
+    import medtrans.visualization  # noqa: F401
     load_plugins()
 
     if not init_default_scope:

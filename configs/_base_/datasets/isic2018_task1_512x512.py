@@ -64,5 +64,7 @@ test_evaluator = val_evaluator
 monitor = 'IoU'
 # No fixed `name`: the Runner names the visualizer after the run, so that several runs in one
 # process (a study, a notebook) each log to their own work dir.
+# Overlays are drawn at most 1024 pixels on the longer side (ISIC images reach 6000x4000).
 visualizer = dict(
-    type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], alpha=0.5)
+    type='BoundedSegLocalVisualizer', max_size=1024, vis_backends=[dict(type='LocalVisBackend')],
+    alpha=0.5)

@@ -1,0 +1,3 @@
+from .seg_visualizer import BoundedSegLocalVisualizer
+
+__all__ = ['BoundedSegLocalVisualizer']
