@@ -23,7 +23,7 @@ from test_configs.test_all_configs import (
     synthetic_data,  # noqa: F401  (fixture)
 )
 
-from medtrans.apis import load_config, prepare_config
+from medtrans.apis import infer_to_dir, init_model, load_config, prepare_config
 from medtrans.evaluation.functional import (
     balanced_recall,
     binary_roc_auc,
@@ -79,8 +79,8 @@ def _read_predictions(path):
         rows = list(csv.DictReader(f))
     probs = np.array([[float(r[k]) for k in r if k.startswith('prob_')] for r in rows])
     truth = dict(ids=[r['sample_id'] for r in rows])
-    if 'gt_label' in rows[0]:
-        truth['gt_label'] = np.array([int(r['gt_label']) for r in rows])
+    if 'gt_label' in rows[0]:  # empty for images without labels
+        truth['gt_label'] = np.array([int(r['gt_label'] or -1) for r in rows])
     else:
         truth['gt'] = np.array([[float(r[k]) for k in r if k.startswith('gt_')] for r in rows])
     return probs, truth
@@ -126,3 +126,13 @@ def test_train_test_and_predictions(config, task, fields, recompute, tmp_path, s
         assert truth['gt'].tolist() == [info['gt_score'].tolist() for info in infos]
         if fields.get('uncertainty') == 'ignore':
             assert (truth['gt'] == -1).any()  # the layout has uncertain labels, kept masked
+
+    # Inference on the test images without their labels (tools/infer.py's function) gives
+    # the same probabilities, batched as the test run batched them.
+    if task == 'ordinal':  # an image-file dataset
+        model = init_model(test_cfg, str(work_dir / 'iter_2.pth'))
+        infer_to_dir(model, [info['img_path'] for info in infos], str(tmp_path / 'inferred'),
+                     batch_size=test_cfg.test_dataloader.batch_size)
+        inferred, unlabelled = _read_predictions(tmp_path / 'inferred' / 'predictions.csv')
+        np.testing.assert_array_equal(inferred, probs)
+        assert (unlabelled['gt_label'] == -1).all()
