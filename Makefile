@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
+# pytest-xdist workers, one compute thread each (tests/conftest.py): one per core of the CI machine.
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo test test-fast lint bench clean
 
@@ -24,10 +26,10 @@ demo: $(STAMP)
 	$(PY) tools/train.py configs/demo/deeplab3_deit_s_demo_isic2018.py --work-dir work_dirs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check medtrans tools tests configs benchmarks projects

@@ -1,14 +1,23 @@
-"""Shared test setup: medtrans's compat layer before anything imports mmseg; offline hub."""
+"""Shared test setup: medtrans's compat layer before anything imports mmseg; offline hub; one
+compute thread per pytest-xdist worker."""
 import os
 import socket
 from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs one pytest-xdist worker per core: each worker and the processes its tests
+    # start compute on one thread, so that workers do not fight over the cores.
+    os.environ['OMP_NUM_THREADS'] = '1'
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
 import medtrans  # noqa: E402,F401  (applies the compat layer)
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    torch.set_num_threads(1)  # torch may have been imported before OMP_NUM_THREADS was set
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT.parent / 'shared' / 'fixtures'

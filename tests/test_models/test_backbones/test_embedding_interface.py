@@ -74,6 +74,23 @@ SPECS = {
 }
 
 
+def calibrate_batch_norm(model: torch.nn.Module, size: int) -> None:
+    """Set every BatchNorm's running statistics to those of random inputs, as training leaves
+    them in a real file: timm's random init leaves them at 0 and 1, and eval activations of the
+    deep Inception-v3 then grow past float range (NaN, depending on the thread count)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, size, size))
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.eval()
+
+
 class TimmFile(NamedTuple):
     path: str
     inputs: torch.Tensor
@@ -96,6 +113,7 @@ def timm_file(tmp_path_factory):
             with torch.no_grad():
                 for param in model.parameters():
                     param.add_(0.02 * torch.randn_like(param))
+            calibrate_batch_norm(model, spec.size)
             path = str(tmp_path_factory.mktemp('timm') / f'{spec.timm_name}{spec.suffix}')
             save_state_dict(model.state_dict(), path)
             x = torch.randn(2, 3, spec.size, spec.size)
