@@ -28,6 +28,7 @@ inherits its parent's layout unless it names its own.
 """
 from .aptos import aptos2019_layout
 from .classification import write_csv, write_images
+from .csaw_s import csaw_s_layout, write_synthetic_csaw_s
 from .custom import custom_cls_layout
 from .isic2018 import (
     MANIFEST_NAME,
@@ -48,5 +49,5 @@ __all__ = [
     'SyntheticLayout', 'LAYOUT_ATTRIBUTE', 'FILE_KINDS', 'find_layout', 'write_synthetic_layout',
     'make_synthetic_isic2018', 'is_complete_synthetic_isic2018', 'isic2018_task1_layout',
     'MANIFEST_NAME', 'aptos2019_layout', 'isic2019_layout', 'custom_cls_layout', 'write_images',
-    'write_csv'
+    'write_csv', 'csaw_s_layout', 'write_synthetic_csaw_s'
 ]
