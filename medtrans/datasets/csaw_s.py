@@ -2,18 +2,14 @@
 import os
 import os.path as osp
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
-
-from mmseg.datasets import BaseSegDataset
+from typing import Dict, List, Tuple
 
 from medtrans.registry import DATASETS
 
-from .splits import check_split_file_path, load_or_create_split, split_ids
+from .segmentation import SplitSegDataset, examples
 
 __all__ = ['CSAWSDataset']
 
-_SPLITS = ('train', 'val', 'trainval', 'test')
-_DIVIDED = ('train', 'val')  # divide the training patients, and so use the split record
 _ANNOTATORS = (1, 2, 3)
 _TWIN = '8bit'  # <patient>_<n>_8bit.png: a grey copy of an image stored as RGB
 _TARGET = 'cancer'  # the annotation class that is the foreground
@@ -24,11 +20,6 @@ _LAYOUT = """\
     anonymized_dataset/<patient>/<patient>_<n>_<class>.png   their annotations (expert 1)
     test_data/anonymized_dataset/<patient>/<patient>_<n>.png test screenings
     test_data/annotator_{1,2,3}/<patient>/<patient>_<n>_<class>.png"""
-
-
-def _examples(items: Sequence[str], limit: int = 5) -> str:
-    shown = ', '.join(items[:limit])
-    return shown + (f', ... ({len(items)} in all)' if len(items) > limit else '')
 
 
 def _patient_folders(folder: str) -> List[str]:
@@ -71,7 +62,7 @@ def _scan_patient(folder: str, patient: str) -> Tuple[Dict[str, str], Dict[str, 
 
 
 @DATASETS.register_module()
-class CSAWSDataset(BaseSegDataset):
+class CSAWSDataset(SplitSegDataset):
     """CSAW-S tumour segmentation (Matsoukas et al., 2020), read from the published layout.
 
     The dataset is published at https://zenodo.org/record/4030660; ``data_root`` is its
@@ -108,13 +99,8 @@ class CSAWSDataset(BaseSegDataset):
             Defaults to ``'train'``.
         annotator (int): Whose annotations score ``test``: 1, 2 or 3. The training patients
             carry annotator 1's only. Defaults to 1.
-        val_fraction (float): Fraction of the training images in ``val``, in (0, 1).
-            Defaults to 0.1.
-        split_seed (int): Seed of the train/val split. Defaults to 0.
-        split_file (str, optional): JSON record of the train/val split, as for
-            :class:`~medtrans.datasets.ISIC2018Task1Dataset`. Defaults to None.
-        pipeline, test_mode, metainfo, indices, serialize_data, lazy_init, max_refetch,
-        ignore_index: As for :class:`~medtrans.datasets.ISIC2018Task1Dataset`.
+        **kwargs: ``val_fraction``, ``split_seed``, ``split_file``, ``pipeline`` and the other
+            arguments of :class:`~medtrans.datasets.segmentation.SplitSegDataset`.
 
     Raises:
         FileNotFoundError: A missing folder, a screening without its annotation or an annotation
@@ -132,136 +118,57 @@ class CSAWSDataset(BaseSegDataset):
     #: Its tiny layout for the fuzz tests (see :mod:`medtrans.datasets.synthetic`).
     SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.csaw_s:csaw_s_layout'
 
-    def __init__(self,
-                 data_root: str,
-                 split: str = 'train',
-                 annotator: int = 1,
-                 val_fraction: float = 0.1,
-                 split_seed: int = 0,
-                 split_file: Optional[str] = None,
-                 pipeline: Sequence[Union[dict, Callable]] = (),
-                 test_mode: bool = False,
-                 metainfo: Optional[dict] = None,
-                 indices: Optional[Union[int, Sequence[int]]] = None,
-                 serialize_data: bool = True,
-                 lazy_init: bool = False,
-                 max_refetch: int = 1000,
-                 ignore_index: int = 255) -> None:
-        if split not in _SPLITS:
-            raise ValueError(f'CSAWSDataset: split must be one of {list(_SPLITS)}, got '
-                             f'{split!r}.')
+    SPLITS = ('train', 'val', 'trainval', 'test')
+    LAYOUT = _LAYOUT
+    SOURCE = 'The dataset is published at https://zenodo.org/record/4030660.'
+
+    def __init__(self, data_root: str, split: str = 'train', annotator: int = 1,
+                 **kwargs) -> None:
         if annotator not in _ANNOTATORS:
             raise ValueError(f'CSAWSDataset: annotator must be one of {list(_ANNOTATORS)}, got '
                              f'{annotator!r}.')
         if annotator != 1 and split != 'test':
             raise ValueError(f'CSAWSDataset: annotator={annotator} with split {split!r}: the '
-                             'training patients carry annotator 1\'s annotations only; the '
+                             "training patients carry annotator 1's annotations only; the "
                              "other annotators are selectable for split 'test'.")
-        if not 0 < val_fraction < 1:
-            raise ValueError('CSAWSDataset: val_fraction must lie strictly between 0 and 1, '
-                             f'got {val_fraction!r}.')
-        if data_root is None:
-            raise ValueError(f'CSAWSDataset: data_root is required (the CsawS folder):\n'
-                             f'{_LAYOUT}')
-        if split_file is not None:
-            check_split_file_path(split_file, data_root)
-        self.split = split
         self.annotator = annotator
-        self.val_fraction = val_fraction
-        self.split_seed = split_seed
-        self.split_file = split_file
-        if split == 'test':
-            folders = ('test_data/anonymized_dataset', f'test_data/annotator_{annotator}')
-        else:
-            folders = ('anonymized_dataset', 'anonymized_dataset')
-        super().__init__(
-            img_suffix='.png',
-            seg_map_suffix=f'_{_TARGET}.png',
-            metainfo=metainfo,
-            data_root=data_root,
-            data_prefix=dict(img_path=folders[0], seg_map_path=folders[1]),
-            indices=indices,
-            serialize_data=serialize_data,
-            pipeline=list(pipeline),
-            test_mode=test_mode,
-            lazy_init=lazy_init,
-            max_refetch=max_refetch,
-            ignore_index=ignore_index,
-            reduce_zero_label=False)
+        super().__init__(data_root, split, **kwargs)
 
-    def _samples(self, img_root: str, ann_root: str) -> List[Tuple[str, str, str, str]]:
-        """(patient, stem, image path, annotation path) of every screening, sorted."""
-        patients = _patient_folders(img_root)
-        ann_patients = patients if ann_root == img_root else _patient_folders(ann_root)
+    def folders(self, split: str) -> Tuple[str, str]:
+        if split == 'test':
+            return 'test_data/anonymized_dataset', f'test_data/annotator_{self.annotator}'
+        return 'anonymized_dataset', 'anonymized_dataset'
+
+    def samples(self, img_dir: str, mask_dir: str) -> List[dict]:
+        """Every screening with its cancer annotation, sorted by patient and screening."""
+        patients = _patient_folders(img_dir)
+        ann_patients = patients if mask_dir == img_dir else _patient_folders(mask_dir)
         unannotated = sorted(set(patients).difference(ann_patients))
         if unannotated:
             raise FileNotFoundError(
-                f'CSAWSDataset: patient "{unannotated[0]}" of "{img_root}" has no folder in '
-                f'"{ann_root}"; expected the annotations of every screening (patients without: '
-                f'{_examples(unannotated)}).')
+                f'CSAWSDataset: patient "{unannotated[0]}" of "{img_dir}" has no folder in '
+                f'"{mask_dir}"; expected the annotations of every screening (patients without: '
+                f'{examples(unannotated)}).')
         samples = []
         for patient in patients:
-            images, annotations = _scan_patient(osp.join(img_root, patient), patient)
-            if ann_root != img_root:
-                _, annotations = _scan_patient(osp.join(ann_root, patient), patient)
+            images, annotations = _scan_patient(osp.join(img_dir, patient), patient)
+            if mask_dir != img_dir:
+                _, annotations = _scan_patient(osp.join(mask_dir, patient), patient)
             targets = {stem: classes[_TARGET]
                        for stem, classes in annotations.items() if _TARGET in classes}
             orphans = sorted(set(targets).difference(images))
             if orphans:
                 raise FileNotFoundError(
                     f'CSAWSDataset: annotation "{targets[orphans[0]]}" has no screening; '
-                    f'expected "{osp.join(img_root, patient, orphans[0] + ".png")}".')
+                    f'expected "{osp.join(img_dir, patient, orphans[0] + ".png")}".')
             for stem in sorted(images):
                 if stem not in targets:
                     raise FileNotFoundError(
                         f'CSAWSDataset: screening "{images[stem]}" has no {_TARGET} annotation; '
-                        f'expected "{osp.join(ann_root, patient, f"{stem}_{_TARGET}.png")}".')
-                samples.append((patient, stem, images[stem], targets[stem]))
+                        f'expected "{osp.join(mask_dir, patient, f"{stem}_{_TARGET}.png")}".')
+                samples.append(dict(id=stem, group=patient, img_path=images[stem],
+                                    seg_map_path=targets[stem], patient_id=patient))
         if not samples:
             raise ValueError(f'CSAWSDataset (split "{self.split}"): no screenings in '
-                             f'"{img_root}"; expected the layout:\n{_LAYOUT}')
+                             f'"{img_dir}"; expected the layout:\n{_LAYOUT}')
         return samples
-
-    def _select(self, patient_of: Dict[str, str]) -> List[str]:
-        """The stems of ``self.split`` (``train`` or ``val``) among the training screenings
-        (``patient_of``: stem -> patient)."""
-        fractions = {'train': 1 - self.val_fraction, 'val': self.val_fraction}
-        splits = load_or_create_split(
-            self.split_file,
-            self.data_root,
-            list(patient_of),
-            make_split_fn=lambda ids: split_ids(
-                ids, fractions, self.split_seed, groups=[patient_of[i] for i in ids]),
-            meta=dict(dataset=type(self).__name__, val_fraction=self.val_fraction,
-                      split_seed=self.split_seed))
-        selected = splits[self.split]
-        if not selected:
-            raise ValueError(
-                f'CSAWSDataset: split "{self.split}" is empty: {len(set(patient_of.values()))} '
-                'training '
-                f'patients with val_fraction={self.val_fraction} leave none for it'
-                + (f' (split_file "{self.split_file}")' if self.split_file else '') + '.')
-        return selected
-
-    def load_data_list(self) -> List[dict]:
-        """Pair screenings with their target annotations and select the split's samples.
-
-        Returns:
-            list[dict]: One dict per screening with ``img_path``, ``seg_map_path``,
-            ``patient_id``, ``label_map``, ``reduce_zero_label`` and ``seg_fields``, sorted by
-            patient and screening.
-        """
-        if not osp.isdir(self.data_root):
-            raise FileNotFoundError(
-                f'CSAWSDataset: data_root "{self.data_root}" not found. Expected the published '
-                f'CSAW-S layout:\n{_LAYOUT}\nThe dataset is published at '
-                'https://zenodo.org/record/4030660.')
-        samples = self._samples(self.data_prefix['img_path'], self.data_prefix['seg_map_path'])
-        if self.split in _DIVIDED:
-            keep = set(self._select({stem: patient for patient, stem, _, _ in samples}))
-            samples = [sample for sample in samples if sample[1] in keep]
-        return [
-            dict(img_path=img_path, seg_map_path=ann_path, patient_id=patient,
-                 label_map=self.label_map, reduce_zero_label=False, seg_fields=[])
-            for patient, _, img_path, ann_path in samples
-        ]

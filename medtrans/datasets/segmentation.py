@@ -1,0 +1,167 @@
+"""What the binary segmentation datasets share: a published layout read as it is, whose
+training set is divided into train/val by a seeded split kept in a split file."""
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from mmseg.datasets import BaseSegDataset
+
+from .splits import check_split_file_path, load_or_create_split, split_ids
+
+__all__ = ['SplitSegDataset', 'examples']
+
+#: The splits that divide the training set, and so use the split record.
+DIVIDED = ('train', 'val')
+
+
+def examples(items: Sequence[str], limit: int = 5) -> str:
+    """The first few items, and how many there are, for an error message."""
+    shown = ', '.join(items[:limit])
+    return shown + (f', ... ({len(items)} in all)' if len(items) > limit else '')
+
+
+class SplitSegDataset(BaseSegDataset):
+    """Base of the binary segmentation datasets read from their published layouts.
+
+    mmseg's ``BaseSegDataset`` pairs images and masks of one folder pair by suffix and says
+    nothing of what is missing; a subclass instead lists its samples from the layout itself
+    (:meth:`samples`), erring on anything unpaired, and this class validates the arguments and
+    selects ``train`` / ``val`` from the training set by a seeded deterministic split
+    (:func:`~medtrans.datasets.splits.split_ids`, grouped by each sample's ``group`` when it
+    has one), recorded in ``split_file``.
+
+    Subclasses set :attr:`SPLITS`, :attr:`LAYOUT` (shown in errors), :attr:`SOURCE` (where the
+    data is published) and implement :meth:`folders` and :meth:`samples`.
+
+    Args:
+        data_root (str): Folder holding the published layout.
+        split (str): One of :attr:`SPLITS`. Defaults to ``'train'``.
+        val_fraction (float): Fraction of the training set in ``val``, in (0, 1).
+            Defaults to 0.1.
+        split_seed (int): Seed of the train/val split. Defaults to 0.
+        split_file (str, optional): JSON record of the train/val split, used by ``train`` and
+            ``val`` only (the other splits neither read nor write it). If it exists it is read
+            and checked against the data and these arguments; otherwise it is written there.
+            For every split, it must not lie inside ``data_root``, and ``'{work_dir}'`` in it
+            must have been filled in (tools/train.py does so). None computes the split without
+            saving it. Defaults to None.
+        pipeline (Sequence[dict | Callable]): Transforms. Defaults to ().
+        test_mode (bool): As in :class:`mmengine.dataset.BaseDataset`. Defaults to False.
+        metainfo (dict, optional): Overrides of ``METAINFO``. Defaults to None.
+        indices (int | Sequence[int], optional): Keep only these samples (or the first n).
+            Defaults to None.
+        serialize_data (bool): Share the sample list between workers. Defaults to True.
+        lazy_init (bool): Defer reading the folders until first use. Defaults to False.
+        max_refetch (int): As in :class:`mmengine.dataset.BaseDataset`. Defaults to 1000.
+        ignore_index (int): Label ignored by losses and metrics. Defaults to 255.
+    """
+
+    #: The split names; ``train`` and ``val`` divide the training set.
+    SPLITS: Tuple[str, ...] = ()
+    #: The layout under ``data_root``, as shown in error messages.
+    LAYOUT = ''
+    #: Where the data is published, as shown when ``data_root`` is missing.
+    SOURCE = ''
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 val_fraction: float = 0.1,
+                 split_seed: int = 0,
+                 split_file: Optional[str] = None,
+                 pipeline: Sequence[Union[dict, Callable]] = (),
+                 test_mode: bool = False,
+                 metainfo: Optional[dict] = None,
+                 indices: Optional[Union[int, Sequence[int]]] = None,
+                 serialize_data: bool = True,
+                 lazy_init: bool = False,
+                 max_refetch: int = 1000,
+                 ignore_index: int = 255) -> None:
+        name = type(self).__name__
+        if split not in self.SPLITS:
+            raise ValueError(f'{name}: split must be one of {list(self.SPLITS)}, got '
+                             f'{split!r}.')
+        if not 0 < val_fraction < 1:
+            raise ValueError(f'{name}: val_fraction must lie strictly between 0 and 1, got '
+                             f'{val_fraction!r}.')
+        if data_root is None:
+            raise ValueError(f'{name}: data_root is required (the folder holding the '
+                             f'published layout):\n{self.LAYOUT}')
+        if split_file is not None:
+            # Checked before touching the disk, so that a misplaced split file fails fast.
+            check_split_file_path(split_file, data_root)
+        self.split = split
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.split_file = split_file
+        img_folder, mask_folder = self.folders(split)
+        super().__init__(
+            metainfo=metainfo,
+            data_root=data_root,
+            data_prefix=dict(img_path=img_folder, seg_map_path=mask_folder),
+            indices=indices,
+            serialize_data=serialize_data,
+            pipeline=list(pipeline),
+            test_mode=test_mode,
+            lazy_init=lazy_init,
+            max_refetch=max_refetch,
+            ignore_index=ignore_index,
+            reduce_zero_label=False)
+
+    def folders(self, split: str) -> Tuple[str, str]:
+        """(image folder, mask folder) of a split, relative to ``data_root``."""
+        raise NotImplementedError
+
+    def samples(self, img_dir: str, mask_dir: str) -> List[dict]:
+        """Every sample of the split's folders, sorted: dicts with ``id``, ``img_path``,
+        ``seg_map_path`` and optionally ``group`` (e.g. the patient) and other data-info keys.
+
+        Raises:
+            FileNotFoundError, ValueError: Unpaired or misnamed files, naming them.
+        """
+        raise NotImplementedError
+
+    def _select(self, samples: List[dict]) -> List[str]:
+        """The ids of ``self.split`` (``train`` or ``val``) among the training samples."""
+        ids = [sample['id'] for sample in samples]
+        groups = [sample['group'] for sample in samples] if 'group' in samples[0] else None
+        fractions = {'train': 1 - self.val_fraction, 'val': self.val_fraction}
+        splits = load_or_create_split(
+            self.split_file,
+            self.data_root,
+            ids,
+            make_split_fn=lambda _: split_ids(ids, fractions, self.split_seed, groups=groups),
+            meta=dict(
+                dataset=type(self).__name__,
+                val_fraction=self.val_fraction,
+                split_seed=self.split_seed))
+        selected = splits[self.split]
+        if not selected:
+            raise ValueError(
+                f'{type(self).__name__}: split "{self.split}" is empty: {len(ids)} training '
+                f'images with val_fraction={self.val_fraction} leave none for it'
+                + (f' (split_file "{self.split_file}")' if self.split_file else '') + '.')
+        return selected
+
+    def load_data_list(self) -> List[dict]:
+        """List the split's folders (:meth:`samples`) and select the split's samples.
+
+        Returns:
+            list[dict]: One dict per sample with ``img_path``, ``seg_map_path``, ``label_map``,
+            ``reduce_zero_label``, ``seg_fields`` and the sample's other keys (``group``
+            excepted), sorted as :meth:`samples` sorts them.
+        """
+        if not osp.isdir(self.data_root):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: data_root "{self.data_root}" not found. Expected the '
+                f'published layout:\n{self.LAYOUT}\n{self.SOURCE}')
+        samples = self.samples(self.data_prefix['img_path'], self.data_prefix['seg_map_path'])
+        if self.split in DIVIDED:
+            keep = set(self._select(samples))
+            samples = [sample for sample in samples if sample['id'] in keep]
+        data_list = []
+        for sample in samples:
+            info: Dict[str, object] = {k: v for k, v in sample.items()
+                                       if k not in ('id', 'group')}
+            info.update(label_map=self.label_map, reduce_zero_label=False, seg_fields=[])
+            data_list.append(info)
+        return data_list
