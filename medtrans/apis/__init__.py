@@ -6,6 +6,7 @@ from .inference import (
     inference,
     init_model,
     list_images,
+    model_inputs,
     sliding_window,
 )
 from .knn import is_runner_checkpoint, knn_evaluate, prepare_knn_config
@@ -31,5 +32,6 @@ __all__ = [
     'add_launcher_args', 'load_config', 'enable_predictions_csv', 'enable_mask_export',
     'fill_placeholders', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
     'export_backbone', 'read_only_tested_split', 'retarget', 'retarget_options', 'check_overrides',
-    'init_model', 'inference', 'extract_features', 'infer_to_dir', 'sliding_window', 'list_images'
+    'init_model', 'inference', 'extract_features', 'infer_to_dir', 'sliding_window', 'list_images',
+    'model_inputs'
 ]

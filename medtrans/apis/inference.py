@@ -75,8 +75,9 @@ def init_model(config: Union[str, Config],
     Args:
         config (str | Config): Config file (read by :func:`medtrans.apis.load_config`, so a
             file's ``retarget`` applies) or a loaded config.
-        checkpoint (str, optional): A medtrans run checkpoint, read with ``weights_only``.
-            None keeps the config's own initialisation (its ``pretrained`` file, or random).
+        checkpoint (str, optional): A medtrans run checkpoint, read with ``weights_only``; the
+            config's ``pretrained`` file is then not read (as in ``tools/test.py``), so it need
+            not exist. None keeps the config's own initialisation (that file, or random).
         device (str | torch.device): Where the model runs. Defaults to 'cpu'.
         cfg_options (dict, optional): Overrides, as ``--cfg-options``. Defaults to None.
 
@@ -87,9 +88,10 @@ def init_model(config: Union[str, Config],
     cfg = load_config(config, cfg_options) if isinstance(config, str) else config
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'medtrans')):
         model = MODELS.build(cfg.model)
-        model.init_weights()
         dataset_meta = None
-        if checkpoint is not None:
+        if checkpoint is None:
+            model.init_weights()
+        else:
             loaded = load_checkpoint(model, checkpoint, map_location='cpu')
             dataset_meta = loaded.get('meta', {}).get('dataset_meta')
         if dataset_meta is None and cfg.get('test_dataloader'):
@@ -120,6 +122,24 @@ def _batches(model: nn.Module, images: Images, batch_size: int):
                 raise FileNotFoundError(f'inference: {path}: no such file')
             samples.append(pipeline(dict(img_path=path, sample_idx=index)))
         yield pseudo_collate(samples)
+
+
+def model_inputs(model: nn.Module, images: Images, batch_size: int = 1):
+    """Image files as the model receives them: through the config's test pipeline and the
+    model's data preprocessor, a batch at a time.
+
+    Args:
+        model (nn.Module): From :func:`init_model`.
+        images (str | Sequence[str]): Image file(s).
+        batch_size (int): Images per batch. Defaults to 1.
+
+    Yields:
+        tuple: ``(inputs, batch)``: the preprocessed (B, C, H, W) tensor on the model's device,
+        and the collated pipeline output (``batch['inputs']`` the images before normalisation,
+        uint8 in the loading order of channels, BGR for colour images).
+    """
+    for batch in _batches(model, images, batch_size):
+        yield model.data_preprocessor(batch, False)['inputs'], batch
 
 
 @torch.no_grad()
@@ -162,8 +182,7 @@ def extract_features(model: nn.Module, images: Images, batch_size: int = 1) -> t
                         'forward_embedding (the EmbeddingBackbone interface of medtrans '
                         'backbones).')
     features = []
-    for batch in _batches(model, images, batch_size):
-        inputs = model.data_preprocessor(batch, False)['inputs']
+    for inputs, _ in model_inputs(model, images, batch_size):
         features.append(backbone.forward_embedding(inputs))
     return torch.cat(features)
 
