@@ -33,7 +33,9 @@ from medtrans.datasets.synthetic import (
 from medtrans.registry import DATASETS, MODELS
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
+# configs/studies/ holds study specs (tools/run_study.py), not run configs.
+CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py')
+                 if '_base_' not in p.parts and 'studies' not in p.parts)
 CONFIG_IDS = [str(p.relative_to(REPO / 'configs')) for p in CONFIGS]
 SIZE = 64  # input side on the CPU: a multiple of ViT patches (8, 16) and of CNN strides (32)
 BATCH = 2
