@@ -191,6 +191,16 @@ def write_tables(cells: Sequence[Cell], out_dir: str) -> List[str]:
 _INITS = ('random', 'ImageNet', 'ImageNet+DINO')
 
 
+def _legend(fig, axes) -> None:
+    """One legend above the panels, of every series any panel draws."""
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc='upper center',
+               ncol=min(4, len(handles)), fontsize=8, frameon=False)
+
+
 def plot_figures(cells: Sequence[Cell], out_dir: str) -> List[str]:
     """Figure 1 (metric per initialisation, ResNet-50 vs DeiT-S, fine-tuned from Table 1 and
     k-NN from Table 3, error bars: std over seeds) and Figure 3 (metric vs parameters per family,
@@ -206,7 +216,7 @@ def plot_figures(cells: Sequence[Cell], out_dir: str) -> List[str]:
         fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.2),
                                  squeeze=False)
         for ax, column in zip(axes[0], columns):
-            for table, style in (('Table 1', '-'), ('Table 3', '--')):
+            for table, style in (('Table 1', 'o-'), ('Table 3', 's--')):
                 for model, colour in (('ResNet50', 'tab:blue'), ('DeiT-S', 'tab:red')):
                     points = [(i, by_key[(table, f'{init} {model}', column)])
                               for i, init in enumerate(_INITS)
@@ -215,12 +225,13 @@ def plot_figures(cells: Sequence[Cell], out_dir: str) -> List[str]:
                         continue
                     label = f'{model} {"fine-tuned" if table == "Table 1" else "k-NN"}'
                     ax.errorbar([i for i, _ in points], [c.median for _, c in points],
-                                yerr=[c.std for _, c in points], fmt='o' + style,
+                                yerr=[c.std for _, c in points], fmt=style,
                                 color=colour, label=label, capsize=3)
             ax.set_xticks(range(len(_INITS)), _INITS, rotation=20)
+            ax.set_xlim(-0.4, len(_INITS) - 0.6)
             ax.set_title(column)
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
+        _legend(fig, axes[0])
+        fig.tight_layout(rect=(0, 0, 1, 0.88))
         path = osp.join(out_dir, 'figure1_initialisation.png')
         fig.savefig(path, dpi=120)
         plt.close(fig)
@@ -240,10 +251,13 @@ def plot_figures(cells: Sequence[Cell], out_dir: str) -> List[str]:
                                 yerr=[c.std for _, c in points], fmt='o-', color=colour,
                                 label=family, capsize=3)
             ax.set_xscale('log')
+            ticks = sorted(PARAMETERS[c.row] for c in capacity if c.column == column)
+            ax.set_xticks(ticks, [f'{t:g}' for t in ticks], minor=False)
+            ax.set_xticks([], minor=True)
             ax.set_xlabel('parameters (M)')
             ax.set_title(column)
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
+        _legend(fig, axes[0])
+        fig.tight_layout(rect=(0, 0, 1, 0.88))
         path = osp.join(out_dir, 'figure3_capacity.png')
         fig.savefig(path, dpi=120)
         plt.close(fig)
