@@ -3,7 +3,9 @@
 Each run's ``study_run.json`` (written by the study runner) places it in a cell and names the
 metric its table reports; its ``metrics/test_latest.json`` holds the value. A cell summarises its
 runs (one per seed) as median +- standard deviation (sample standard deviation, ``ddof=1``; 0
-for a single run) with the run count, beside the paper's number and the difference.
+for a single run) with the run count, beside the paper's number and the difference, and, where
+every run saved its per-image predictions (classification), a 95% bootstrap interval of the
+median over resampled test images (:mod:`medtrans.analysis.bootstrap`).
 """
 import csv
 import io
@@ -19,6 +21,7 @@ import numpy as np
 
 from medtrans.fileio import atomic_write_text
 
+from .bootstrap import bootstrap_interval
 from .paper import PAPER_RESULTS, PARAMETERS
 from .study import RUN_RECORD
 
@@ -28,7 +31,7 @@ __all__ = ['RunResult', 'Cell', 'collect_results', 'summarize', 'write_tables',
 
 @dataclass
 class RunResult:
-    """One finished run: its cell, seed, metric name and value."""
+    """One finished run: its cell, seed, metric name and value, config and predictions."""
 
     table: str
     row: str
@@ -37,6 +40,8 @@ class RunResult:
     metric: str
     value: float
     work_dir: str
+    config: str = ''
+    predictions: Optional[str] = None  # its predictions.csv, if it saved one
 
 
 @dataclass
@@ -47,8 +52,13 @@ class Cell:
     row: str
     column: str
     metric: str
-    values: List[float] = field(default_factory=list)
+    runs: List[RunResult] = field(default_factory=list)
     paper: Optional[float] = None
+    interval: Optional[Tuple[float, float]] = None  # bootstrap 95% interval of the median
+
+    @property
+    def values(self) -> List[float]:
+        return [run.value for run in self.runs]
 
     @property
     def count(self) -> int:
@@ -89,6 +99,7 @@ def collect_results(work_roots: Sequence[str]) -> Tuple[List[RunResult], List[st
                 with open(record_path) as f:
                     record = json.load(f)
                 cell = [record[key] for key in ('table', 'row', 'column', 'seed', 'metric')]
+                config = str(record.get('config', ''))
             except (OSError, ValueError, KeyError, TypeError) as err:
                 raise ValueError(f'summarize: "{record_path}" is not a study run record '
                                  f'({err!r}).') from err
@@ -103,13 +114,22 @@ def collect_results(work_roots: Sequence[str]) -> Tuple[List[RunResult], List[st
                 raise ValueError(f'summarize: "{metrics_path}" has no number for the metric '
                                  f'"{cell[4]}" that {record_path} names (metrics: '
                                  f'{sorted(metrics)}).')
+            predictions = osp.join(folder, 'predictions.csv')
             results.append(RunResult(*cell[:4], metric=cell[4], value=float(value),
-                                     work_dir=folder))
+                                     work_dir=folder, config=config,
+                                     predictions=predictions if osp.isfile(predictions)
+                                     else None))
     return results, unfinished
 
 
-def summarize(results: Sequence[RunResult]) -> List[Cell]:
+def summarize(results: Sequence[RunResult], bootstrap: int = 0,
+              seed: int = 0) -> List[Cell]:
     """Group runs into cells (first appearance order) with the paper's numbers.
+
+    Args:
+        results (Sequence[RunResult]): From :func:`collect_results`.
+        bootstrap (int): Resamples of the bootstrap intervals; 0 for none. Defaults to 0.
+        seed (int): Seed of the resampling. Defaults to 0.
 
     Raises:
         ValueError: Two runs of one cell with the same seed, or with different metrics.
@@ -127,7 +147,13 @@ def summarize(results: Sequence[RunResult]) -> List[Cell]:
             raise ValueError(f'summarize: cell {key} has two runs with seed {result.seed} '
                              f'(one is {result.work_dir}); summarise one study at a time.')
         seeds[key].add(result.seed)
-        cell.values.append(result.value)
+        cell.runs.append(result)
+    if bootstrap:
+        for cell in cells.values():
+            if all(run.predictions for run in cell.runs):
+                cell.interval = bootstrap_interval(
+                    [(run.config, run.metric, run.predictions) for run in cell.runs],
+                    num_samples=bootstrap, seed=seed)
     return list(cells.values())
 
 
@@ -155,7 +181,8 @@ def write_tables(cells: Sequence[Cell], out_dir: str) -> List[str]:
         columns = list(dict.fromkeys(c.column for c in table_cells))
         by_key = {(c.row, c.column): c for c in table_cells}
         lines = [f'# {table}', '',
-                 'Each cell: median +- std over seeds (runs) | paper | ours - paper.', '',
+                 'Each cell: median +- std over seeds (runs) [95% bootstrap interval over test '
+                 'images] | paper | ours - paper.', '',
                  '| | ' + ' | '.join(columns) + ' |', '|---' * (len(columns) + 1) + '|']
         for row in rows:
             entries = []
@@ -165,6 +192,8 @@ def write_tables(cells: Sequence[Cell], out_dir: str) -> List[str]:
                     entries.append('')
                     continue
                 text = f'{cell.median:.3f} +- {cell.std:.3f} ({cell.count})'
+                if cell.interval is not None:
+                    text += f' [{cell.interval[0]:.3f}, {cell.interval[1]:.3f}]'
                 if cell.paper is not None:
                     text += f' \\| {cell.paper:.3f} \\| {cell.difference:+.3f}'
                 entries.append(text)
@@ -176,11 +205,13 @@ def write_tables(cells: Sequence[Cell], out_dir: str) -> List[str]:
         atomic_write_text(md_path, '\n'.join(lines))
         text = io.StringIO()
         writer = csv.writer(text, lineterminator='\n')
-        writer.writerow(['table', 'row', 'column', 'metric', 'runs', 'median', 'std', 'paper',
-                         'difference', 'values'])
+        writer.writerow(['table', 'row', 'column', 'metric', 'runs', 'median', 'std', 'ci_low',
+                         'ci_high', 'paper', 'difference', 'values'])
         for c in table_cells:
+            low, high = c.interval or (None, None)
             writer.writerow([c.table, c.row, c.column, c.metric, c.count, _fmt(c.median),
-                             _fmt(c.std), _fmt(c.paper), _fmt(c.difference, signed=True),
+                             _fmt(c.std), _fmt(low), _fmt(high), _fmt(c.paper),
+                             _fmt(c.difference, signed=True),
                              ' '.join(f'{v:.6f}' for v in c.values)])
         csv_path = osp.join(out_dir, stem + '.csv')
         atomic_write_text(csv_path, text.getvalue())

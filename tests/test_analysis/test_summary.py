@@ -96,3 +96,55 @@ def test_two_runs_of_a_cell_with_one_seed_are_refused(tmp_path):
         _write_run(tmp_path / name, 'Table 2', 'DeepLabV3 DeiT-S', 'ISIC2018', 'IoU', 0, 0.8)
     with pytest.raises(ValueError, match='two runs with seed 0'):
         summarize(collect_results([str(tmp_path)])[0])
+
+
+APTOS = 'configs/classification/deit-s/deit-s_in1k_1xb64_plateau_aptos2019-224.py'
+
+
+def _predictions(path, labels, probs):
+    lines = ['sample_id,gt_label,pred_label,' + ','.join(f'prob_{c}' for c in range(5))]
+    for i, (label, prob) in enumerate(zip(labels, probs)):
+        lines.append(f'img{i},{label},{int(prob.argmax())},' + ','.join(repr(p) for p in prob))
+    path.write_text('\n'.join(lines) + '\n')
+
+
+def test_bootstrap_interval_is_the_percentiles_of_the_resampled_median(tmp_path, repo_root):
+    from sklearn.metrics import cohen_kappa_score
+
+    from medtrans.analysis.bootstrap import bootstrap_interval
+
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 5, 40)
+    runs, preds = [], []
+    for seed in range(3):
+        probs = rng.dirichlet(np.ones(5), 40)
+        probs[np.arange(40), labels] += rng.uniform(0, 0.6, 40)  # better than chance
+        probs /= probs.sum(axis=1, keepdims=True)
+        folder = tmp_path / f'seed{seed}'
+        _write_run(folder, 'Table 1', 'ImageNet DeiT-S', 'APTOS2019', 'kappa', seed,
+                   cohen_kappa_score(labels, probs.argmax(1), weights='quadratic'))
+        record = json.loads((folder / RUN_RECORD).read_text())
+        (folder / RUN_RECORD).write_text(json.dumps(dict(record, config=str(repo_root / APTOS))))
+        _predictions(folder / 'predictions.csv', labels, probs)
+        runs.append((str(repo_root / APTOS), 'kappa', str(folder / 'predictions.csv')))
+        preds.append(probs.argmax(1))
+
+    draws = np.random.default_rng(5)
+    medians = []
+    for _ in range(200):
+        index = draws.integers(0, 40, size=40)
+        medians.append(np.median([cohen_kappa_score(labels[index], p[index], weights='quadratic')
+                                  for p in preds]))
+    expected = np.percentile(medians, [2.5, 97.5])
+    low, high = bootstrap_interval(runs, num_samples=200, seed=5)
+    assert (low, high) == pytest.approx(tuple(expected), abs=1e-12)
+
+    cells = summarize(collect_results([str(tmp_path)])[0], bootstrap=200, seed=5)
+    assert cells[0].interval == pytest.approx((low, high), abs=1e-12)
+    write_tables(cells, str(tmp_path / 'out'))
+    assert f'(3) [{low:.3f}, {high:.3f}]' in (tmp_path / 'out' / 'table_1.md').read_text()
+
+    (tmp_path / 'seed2' / 'predictions.csv').write_text(
+        (tmp_path / 'seed2' / 'predictions.csv').read_text().replace('img3,', 'imgX,'))
+    with pytest.raises(ValueError, match='holds other images'):
+        bootstrap_interval(runs, num_samples=2)

@@ -5,7 +5,8 @@
 
 Reads every run recorded by ``tools/run_study.py`` under the given folders and writes, per
 table, ``table_<n>.md`` (the study's layout: median +- std over seeds, the run count, the
-paper's number and the difference) and ``table_<n>.csv``, and the figures that the tables
+paper's number and the difference; a 95% bootstrap interval where the runs saved per-image
+predictions) and ``table_<n>.csv``, and the figures that the tables
 present allow: ``figure1_initialisation.png`` (Tables 1 and 3) and ``figure3_capacity.png``
 (Table 4). Runs without test metrics yet are listed and left out.
 """
@@ -19,6 +20,9 @@ def parse_args():
     parser.add_argument('--out-dir', required=True, help='where the tables and figures go')
     parser.add_argument('--no-figures', dest='figures', action='store_false',
                         help='tables only')
+    parser.add_argument('--bootstrap', type=int, default=1000,
+                        help='resamples of the 95%% bootstrap intervals from the runs\' '
+                        'per-image predictions (0: none; default: 1000)')
     return parser.parse_args()
 
 
@@ -36,7 +40,7 @@ def main():
         print(f'not finished (no test metrics), left out: {folder}')
     if not results:
         raise SystemExit(f'summarize.py: no finished runs under {", ".join(args.work_roots)}')
-    cells = summarize(results)
+    cells = summarize(results, bootstrap=args.bootstrap)
     written = write_tables(cells, args.out_dir)
     if args.figures:
         written += plot_figures(cells, args.out_dir)
