@@ -13,6 +13,12 @@ A study spec is a Python config file (``configs/studies/``)::
                 config='configs/classification/{m}/{m}_{i}_1xb64_plateau_{d}-224.py',
                 values=dict(model=dict(ResNet50=dict(m='resnet50')), ...))
 
+Runs that start from a self-supervised pretraining (the ImageNet+DINO rows) name it in
+``pretraining``, a list of ``dict(config, export)`` or a grid of them (``config``: the DINO
+config, ``export``: the backbone file the cells' configs read as ``pretrained``); each
+pretraining runs once, before the cells, in
+``<work_root>/pretraining/<config name>``, and its teacher backbone is exported to ``export``.
+
 Each run (a cell's config with one seed) works in ``<work_root>/<config name>/seed<seed>``. Its
 record ``study_run.json`` there holds the cell, the seed, the config, the metric the table
 reports (the config's ``monitor``), the git commit and the package versions. A run is done when
@@ -26,16 +32,16 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from mmengine.config import Config
 
 from medtrans.fileio import atomic_write_text
 
-__all__ = ['StudyRun', 'Study', 'load_study', 'run_status', 'run_commands', 'run_study',
-           'cluster_script', 'write_run_record', 'RUN_RECORD']
+__all__ = ['StudyRun', 'Pretraining', 'Study', 'load_study', 'run_status', 'run_commands',
+           'run_study', 'cluster_script', 'write_run_record', 'RUN_RECORD']
 
 #: The record each run's work dir holds.
 RUN_RECORD = 'study_run.json'
@@ -58,16 +64,32 @@ class StudyRun:
         return f'{osp.splitext(osp.basename(self.config))[0]} seed {self.seed}'
 
 
+@dataclass(frozen=True)
+class Pretraining:
+    """A pretraining (DINO) run whose exported backbone some cells' configs start from."""
+
+    config: str
+    export: str
+    work_dir: str
+
+    @property
+    def name(self) -> str:
+        return f'{osp.splitext(osp.basename(self.config))[0]} (pretraining)'
+
+
 @dataclass
 class Study:
-    """A study spec, expanded: its runs in spec order (cells, then grid; seeds innermost)."""
+    """A study spec, expanded: its pretrainings and its runs in spec order (cells, then grid;
+    seeds innermost)."""
 
     name: str
     work_root: str
     runs: List[StudyRun]
+    pretraining: List[Pretraining] = field(default_factory=list)
 
 
-def _grid_cells(grid: dict, spec_path: str) -> List[dict]:
+def _grid_cells(grid: dict, spec_path: str,
+                keys: Sequence[str] = ('table', 'row', 'column', 'config')) -> List[dict]:
     values = grid.get('values')
     if not isinstance(values, dict) or not values:
         raise ValueError(f'{spec_path}: grid.values must map each axis (e.g. model) to a dict '
@@ -80,8 +102,7 @@ def _grid_cells(grid: dict, spec_path: str) -> List[dict]:
             fields[axis] = display
             fields.update(extra or {})
         try:
-            cells.append({key: grid[key].format(**fields)
-                          for key in ('table', 'row', 'column', 'config')})
+            cells.append({key: grid[key].format(**fields) for key in keys})
         except KeyError as err:
             raise ValueError(f'{spec_path}: grid template field {err} is not given by '
                              f'grid.values (axes: {axes}).') from err
@@ -124,15 +145,38 @@ def load_study(spec_path: str) -> Study:
         for seed in seeds:
             runs.append(StudyRun(cell['table'], cell['row'], cell['column'], cell['config'],
                                  seed, osp.join(work_root, stem, f'seed{seed}')))
-    return Study(name, work_root, runs)
+    pretraining = []
+    if spec.get('pretraining'):
+        items = spec.pretraining
+        if isinstance(items, dict):  # a grid
+            items = _grid_cells(items, spec_path, keys=('config', 'export'))
+        for item in items:
+            if not osp.isfile(item['config']):
+                raise ValueError(f'{spec_path}: pretraining config "{item["config"]}" not '
+                                 'found.')
+            stem = osp.splitext(osp.basename(item['config']))[0]
+            pretraining.append(Pretraining(item['config'], item['export'],
+                                           osp.join(work_root, 'pretraining', stem)))
+    return Study(name, work_root, runs, pretraining)
 
 
-def run_status(run: StudyRun) -> str:
-    """``'done'`` (test metrics written), ``'started'`` (a record or checkpoint) or ``'todo'``."""
-    if osp.isfile(osp.join(run.work_dir, 'metrics', 'test_latest.json')):
+Job = Union[StudyRun, Pretraining]
+
+
+def _has_checkpoint(work_dir: str) -> bool:
+    return osp.isdir(work_dir) and any(name.endswith('.pth') for name in os.listdir(work_dir))
+
+
+def run_status(job: Job) -> str:
+    """``'done'`` (test metrics written; for a pretraining, its export), ``'started'`` (a
+    record or checkpoint) or ``'todo'``."""
+    if isinstance(job, Pretraining):
+        if osp.isfile(job.export):
+            return 'done'
+        return 'started' if _has_checkpoint(job.work_dir) else 'todo'
+    if osp.isfile(osp.join(job.work_dir, 'metrics', 'test_latest.json')):
         return 'done'
-    if osp.isdir(run.work_dir) and any(
-            name == RUN_RECORD or name.endswith('.pth') for name in os.listdir(run.work_dir)):
+    if _has_checkpoint(job.work_dir) or osp.isfile(osp.join(job.work_dir, RUN_RECORD)):
         return 'started'
     return 'todo'
 
@@ -150,49 +194,62 @@ def _best_checkpoint(work_dir: str) -> str:
     return f'"$(ls -t {work_dir}/best_*.pth | head -n 1)"'
 
 
-def run_commands(run: StudyRun, launcher: str = 'none', gpus: int = 1,
-                 partition: Optional[str] = None, python: str = 'python') -> List[str]:
-    """The shell commands of one run: training (resumed if started) then testing of the best
-    checkpoint, or the k-NN evaluation of an evaluation config.
-
-    Args:
-        run (StudyRun): The run.
-        launcher (str): ``'none'`` (one process), ``'pytorch'`` (``tools/dist_*.sh`` with
-            ``gpus`` processes, torchrun) or ``'slurm'`` (``tools/slurm_train.sh`` on
-            ``partition``, testing by ``srun`` on one GPU). Defaults to ``'none'``.
-        gpus (int): Processes for ``'pytorch'``, total GPUs for ``'slurm'``. Defaults to 1.
-        partition (str, optional): Slurm partition. Required for ``'slurm'``.
-        python (str): Python executable for ``'none'``. Defaults to ``'python'``.
-
-    Returns:
-        list[str]: Commands, to run in order from the repository root.
-    """
-    seed = f'randomness.seed={run.seed}'
-    work = f'--work-dir {run.work_dir}'
-    kind = _kind(run.config)
-    if kind == 'knn':
-        return [f'{python} tools/knn_eval.py {run.config} {work}']
-    resume = ' --resume' if osp.isdir(run.work_dir) and any(
-        name.endswith('.pth') for name in os.listdir(run.work_dir)) else ''
-    best = _best_checkpoint(run.work_dir)
-    # Per-image class probabilities beside the test metrics.
-    out = f' --out {run.work_dir}/predictions.csv' if kind == 'classification' else ''
+def _train_command(config: str, work_dir: str, options: str, launcher: str, gpus: int,
+                   partition: Optional[str], python: str, job: str) -> str:
+    """The training command of a config, resumed when its work dir holds a checkpoint."""
+    args = f'--work-dir {work_dir}{options}' + (' --resume' if _has_checkpoint(work_dir) else '')
     if launcher == 'none':
-        return [f'{python} tools/train.py {run.config} {work} --cfg-options {seed}{resume}',
-                f'{python} tools/test.py {run.config} {best} {work}{out}']
+        return f'{python} tools/train.py {config} {args}'
     if launcher == 'pytorch':
-        return [f'bash tools/dist_train.sh {run.config} {gpus} {work} --cfg-options {seed}'
-                f'{resume}', f'bash tools/dist_test.sh {run.config} {best} {gpus} {work}{out}']
+        return f'bash tools/dist_train.sh {config} {gpus} {args}'
     if launcher == 'slurm':
         if not partition:
             raise ValueError("run_commands: launcher 'slurm' needs a partition.")
-        job = osp.splitext(osp.basename(run.config))[0][:40] + f'-s{run.seed}'
-        return [f'GPUS={gpus} bash tools/slurm_train.sh {partition} {job} {run.config} {work} '
-                f'--cfg-options {seed}{resume}',
-                f'srun -p {partition} --job-name={job}-test --gres=gpu:1 --ntasks=1 '
-                f'python -u tools/test.py {run.config} {best} {work}{out} --launcher slurm']
+        return f'GPUS={gpus} bash tools/slurm_train.sh {partition} {job} {config} {args}'
     raise ValueError(f"run_commands: launcher must be 'none', 'pytorch' or 'slurm', got "
                      f'{launcher!r}.')
+
+
+def run_commands(job: Job, launcher: str = 'none', gpus: int = 1,
+                 partition: Optional[str] = None, python: str = 'python') -> List[str]:
+    """The shell commands of one job, to run in order from the repository root.
+
+    A run trains (resumed if it has a checkpoint) and tests its best checkpoint, or, for a
+    k-NN config, is evaluated; a pretraining trains and exports its teacher's backbone.
+
+    Args:
+        job (StudyRun | Pretraining): The job.
+        launcher (str): ``'none'`` (one process), ``'pytorch'`` (``tools/dist_*.sh`` with
+            ``gpus`` processes, torchrun) or ``'slurm'`` (``tools/slurm_train.sh`` on
+            ``partition``; tests and exports by ``srun`` on one GPU / ``python``). Defaults to
+            ``'none'``.
+        gpus (int): Processes for ``'pytorch'``, total GPUs for ``'slurm'``. Defaults to 1.
+        partition (str, optional): Slurm partition. Required for ``'slurm'``.
+        python (str): Python executable. Defaults to ``'python'``.
+    """
+    stem = osp.splitext(osp.basename(job.config))[0][:40]
+    if isinstance(job, Pretraining):
+        return [_train_command(job.config, job.work_dir, '', launcher, gpus, partition, python,
+                               stem),
+                f'{python} tools/misc/export_backbone.py {job.work_dir} {job.export}']
+    work = f'--work-dir {job.work_dir}'
+    kind = _kind(job.config)
+    if kind == 'knn':
+        return [f'{python} tools/knn_eval.py {job.config} {work}']
+    train = _train_command(job.config, job.work_dir, f' --cfg-options randomness.seed={job.seed}',
+                           launcher, gpus, partition, python, f'{stem}-s{job.seed}')
+    best = _best_checkpoint(job.work_dir)
+    # Per-image class probabilities beside the test metrics.
+    out = f' --out {job.work_dir}/predictions.csv' if kind == 'classification' else ''
+    if launcher == 'pytorch':
+        test = f'bash tools/dist_test.sh {job.config} {best} {gpus} {work}{out}'
+    elif launcher == 'slurm':
+        test = (f'srun -p {partition} --job-name={stem}-s{job.seed}-test --gres=gpu:1 '
+                f'--ntasks=1 python -u tools/test.py {job.config} {best} {work}{out} '
+                '--launcher slurm')
+    else:
+        test = f'{python} tools/test.py {job.config} {best} {work}{out}'
+    return [train, test]
 
 
 def _git_commit() -> Optional[str]:
@@ -248,40 +305,45 @@ def run_study(study: Study, dry_run: bool = False, python: str = sys.executable,
         print_fn (Callable): Where the progress lines go. Defaults to :func:`print`.
 
     Returns:
-        dict[str, int]: Runs by status at the end (``done``, ``started``, ``todo``).
+        dict[str, int]: Jobs (pretrainings and runs) by status at the end (``done``,
+        ``started``, ``todo``).
 
     Raises:
         RuntimeError: A command failed; the message names it and its log.
     """
     execute = execute or _shell
-    todo = [run for run in study.runs if run_status(run) != 'done']
-    done_before = len(study.runs) - len(todo)
-    print_fn(f'study {study.name}: {len(study.runs)} runs, {done_before} done, '
-             f'{len(todo)} to run (work root {study.work_root})')
+    jobs: List[Job] = [*study.pretraining, *study.runs]
+    todo = [job for job in jobs if run_status(job) != 'done']
+    done_before = len(jobs) - len(todo)
+    print_fn(f'study {study.name}: {len(study.runs)} runs'
+             + (f' after {len(study.pretraining)} pretrainings' if study.pretraining else '')
+             + f', {done_before} done, {len(todo)} to run (work root {study.work_root})')
     durations: List[float] = []
-    for index, run in enumerate(todo):
-        status = run_status(run)
-        commands = run_commands(run, python=python)
+    for index, job in enumerate(todo):
+        status = run_status(job)
+        commands = run_commands(job, python=python)
+        where = (f'{job.table} | {job.row} | {job.column}' if isinstance(job, StudyRun)
+                 else f'-> {job.export}')
         if dry_run:
-            print_fn(f'[{status}] {run.table} | {run.row} | {run.column} | seed {run.seed}: '
-                     + ' && '.join(commands))
+            print_fn(f'[{status}] {job.name} {where}: ' + ' && '.join(commands))
             continue
         eta = (f', ETA {_duration(sum(durations) / len(durations) * (len(todo) - index))}'
                if durations else '')
-        print_fn(f'[{done_before + index + 1}/{len(study.runs)}] {run.name} ({status}) '
-                 f'{run.table} | {run.row} | {run.column}: {len(todo) - index - 1} left after '
-                 f'this{eta}')
+        print_fn(f'[{done_before + index + 1}/{len(jobs)}] {job.name} ({status}) {where}: '
+                 f'{len(todo) - index - 1} left after this{eta}')
         start = time.monotonic()
-        write_run_record(run)
-        log = osp.join(run.work_dir, 'study.log')
+        if isinstance(job, StudyRun):
+            write_run_record(job)
+        os.makedirs(job.work_dir, exist_ok=True)
+        log = osp.join(job.work_dir, 'study.log')
         for command in commands:
             if execute(command, log) != 0:
                 raise RuntimeError(f'study {study.name}: "{command}" failed; see {log}. '
                                    'Run the study again to resume it.')
         durations.append(time.monotonic() - start)
     counts = {'done': 0, 'started': 0, 'todo': 0}
-    for run in study.runs:
-        counts[run_status(run)] += 1
+    for job in jobs:
+        counts[run_status(job)] += 1
     return counts
 
 
@@ -300,10 +362,13 @@ def cluster_script(study: Study, launcher: str, gpus: int = 1,
     ``'slurm'``), one run after another; each run's record is written first."""
     lines = ['#!/usr/bin/env bash', f'# study {study.name}: generated by tools/run_study.py',
              'set -euo pipefail']
-    for run in study.runs:
-        if run_status(run) == 'done':
+    for job in [*study.pretraining, *study.runs]:
+        if run_status(job) == 'done':
             continue
-        write_run_record(run)
-        lines.append(f'# {run.table} | {run.row} | {run.column} | seed {run.seed}')
-        lines.extend(run_commands(run, launcher, gpus, partition))
+        if isinstance(job, StudyRun):
+            write_run_record(job)
+            lines.append(f'# {job.table} | {job.row} | {job.column} | seed {job.seed}')
+        else:
+            lines.append(f'# pretraining -> {job.export}')
+        lines.extend(run_commands(job, launcher, gpus, partition))
     return '\n'.join(lines) + '\n'

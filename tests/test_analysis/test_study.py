@@ -42,13 +42,26 @@ def test_shipped_specs_expand_to_every_cell_and_cover_the_papers_numbers(repo_ro
         'configs/deeplab3_deit_s_isic2018.py'
 
 
-def _spec(tmp_path, repo_root, configs, seeds=(0, 1)):
+@pytest.mark.parametrize('name', ['table1', 'table3'])
+def test_every_dino_initialised_cell_has_its_pretraining_in_the_spec(repo_root, name):
+    from mmengine.config import Config
+    os.chdir(repo_root)
+    study = load_study(f'configs/studies/{name}.py')
+    exports = {p.export: p.config for p in study.pretraining}
+    needed = {Config.fromfile(run.config).get('pretrained') for run in study.runs
+              if 'ImageNet+DINO' in run.row}
+    assert needed == set(exports)  # each pretraining serves a cell, each cell has one
+    for export, config in exports.items():
+        assert os.path.basename(export) == os.path.basename(config)[:-3] + '.safetensors'
+
+
+def _spec(tmp_path, repo_root, configs, seeds=(0, 1), pretraining=''):
     cells = ',\n'.join(
         f"dict(table='T', row='r{i}', column='c', config='{config}')"
         for i, config in enumerate(configs))
     spec = tmp_path / 'spec.py'
     spec.write_text(f"work_root = '{tmp_path / 'work'}'\nseeds = {list(seeds)}\n"
-                    f'cells = [{cells}]\n')
+                    f'cells = [{cells}]\n{pretraining}')
     return str(spec)
 
 
@@ -56,7 +69,10 @@ def test_runner_skips_done_runs_resumes_started_ones_and_stops_at_a_failure(tmp_
     os.chdir(repo_root)
     cls = 'configs/classification/deit-s/deit-s_in1k_1xb64_plateau_aptos2019-224.py'
     knn = 'configs/knn/deit-s/knn_deit-s_in1k_1xb64_aptos2019-224.py'
-    study = load_study(_spec(tmp_path, repo_root, [cls, knn]))
+    dino = 'configs/dino/dino_deit-s_in1k_4xb64_300e_aptos2019-224-96.py'
+    export = tmp_path / 'dino.safetensors'
+    pretraining = f"pretraining = [dict(config='{dino}', export='{export}')]\n"
+    study = load_study(_spec(tmp_path, repo_root, [cls, knn], pretraining=pretraining))
     assert [run_status(r) for r in study.runs] == ['todo'] * 4
     executed, lines = [], []
 
@@ -68,11 +84,19 @@ def test_runner_skips_done_runs_resumes_started_ones_and_stops_at_a_failure(tmp_
             work_dir = command.split('--work-dir ')[1].split()[0]
             os.makedirs(f'{work_dir}/metrics', exist_ok=True)
             open(f'{work_dir}/metrics/test_latest.json', 'w').write('{}')
+        if 'export_backbone.py' in command:
+            open(command.split()[-1], 'w').close()
         return 0
 
     with pytest.raises(RuntimeError, match='knn_eval.py .*seed1.* failed; see .*study.log'):
         run_study(study, python='PY', execute=execute, print_fn=lines.append)
     assert [run_status(r) for r in study.runs] == ['done', 'done', 'done', 'started']
+    pre = study.pretraining[0]
+    assert run_status(pre) == 'done'
+    assert executed[:2] == [f'PY tools/train.py {dino} --work-dir {pre.work_dir}',
+                            f'PY tools/misc/export_backbone.py {pre.work_dir} {export}']
+    del executed[:2]
+    del lines[1]
     train, test = executed[:2]
     assert train.startswith(f'PY tools/train.py {cls} --work-dir {study.runs[0].work_dir}')
     assert train.endswith('--cfg-options randomness.seed=0')  # nothing to resume from
@@ -80,8 +104,8 @@ def test_runner_skips_done_runs_resumes_started_ones_and_stops_at_a_failure(tmp_
                     f'head -n 1)" --work-dir {study.runs[0].work_dir} --out '
                     f'{study.runs[0].work_dir}/predictions.csv')
     assert executed[4] == f'PY tools/knn_eval.py {knn} --work-dir {study.runs[2].work_dir}'
-    assert lines[0].startswith('study spec: 4 runs, 0 done, 4 to run')
-    assert lines[1].startswith('[1/4] deit-s_in1k_1xb64_plateau_aptos2019-224 seed 0 (todo) '
+    assert lines[0].startswith('study spec: 4 runs after 1 pretrainings, 0 done, 5 to run')
+    assert lines[1].startswith('[2/5] deit-s_in1k_1xb64_plateau_aptos2019-224 seed 0 (todo) '
                                'T | r0 | c: 3 left after this')
     assert 'ETA' in lines[2]
     record = json.load(open(f'{study.runs[1].work_dir}/{RUN_RECORD}'))
@@ -94,7 +118,7 @@ def test_runner_skips_done_runs_resumes_started_ones_and_stops_at_a_failure(tmp_
     counts = run_study(study, python='PY', execute=lambda c, log: executed.append(c) or 0,
                        print_fn=lines.append)
     assert executed == [f'PY tools/knn_eval.py {knn} --work-dir {study.runs[3].work_dir}']
-    assert counts == {'done': 3, 'started': 1, 'todo': 0}  # the fake wrote no metrics
+    assert counts == {'done': 4, 'started': 1, 'todo': 0}  # the fake wrote no metrics
 
     os.remove(f'{study.runs[0].work_dir}/metrics/test_latest.json')
     assert run_commands(study.runs[0])[0].endswith('randomness.seed=0 --resume')
