@@ -1,6 +1,6 @@
 # Table 5: DeiT-S with 16x16 or 8x8 patches, ImageNet initialisation, x 5 datasets x 5 seeds.
 #   python tools/run_study.py configs/studies/table5.py [--dry-run]
-_base_ = ['./_datasets.py']
+_base_ = ['./_cells.py']
 seeds = [0, 1, 2, 3, 4]
 grid = dict(
     table='Table 5',

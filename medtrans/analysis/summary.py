@@ -15,7 +15,7 @@ import os
 import os.path as osp
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -222,75 +222,74 @@ def write_tables(cells: Sequence[Cell], out_dir: str) -> List[str]:
 _INITS = ('random', 'ImageNet', 'ImageNet+DINO')
 
 
-def _legend(fig, axes) -> None:
-    """One legend above the panels, of every series any panel draws."""
+def _panels(columns: Sequence[str], draw: Callable, path: str) -> str:
+    """A row of panels, one per column, drawn by ``draw(ax, column)``, with one legend of every
+    series above them, saved as ``path``."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.2), squeeze=False)
     handles = {}
-    for ax in axes:
+    for ax, column in zip(axes[0], columns):
+        draw(ax, column)
+        ax.set_title(column)
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
     fig.legend(list(handles.values()), list(handles), loc='upper center',
                ncol=min(4, len(handles)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _series(ax, points: List[Tuple[float, Cell]], **style) -> None:
+    """Medians with one-std error bars."""
+    ax.errorbar([x for x, _ in points], [c.median for _, c in points],
+                yerr=[c.std for _, c in points], capsize=3, **style)
 
 
 def plot_figures(cells: Sequence[Cell], out_dir: str) -> List[str]:
     """Figure 1 (metric per initialisation, ResNet-50 vs DeiT-S, fine-tuned from Table 1 and
     k-NN from Table 3, error bars: std over seeds) and Figure 3 (metric vs parameters per family,
     from Table 4), for the tables present; returns the PNG files written."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     by_key = {(c.table, c.row, c.column): c for c in cells}
     written = []
+
+    def initialisation(ax, column):
+        for table, style in (('Table 1', 'o-'), ('Table 3', 's--')):
+            for model, colour in (('ResNet50', 'tab:blue'), ('DeiT-S', 'tab:red')):
+                points = [(i, by_key[(table, f'{init} {model}', column)])
+                          for i, init in enumerate(_INITS)
+                          if (table, f'{init} {model}', column) in by_key]
+                if points:
+                    kind = 'fine-tuned' if table == 'Table 1' else 'k-NN'
+                    _series(ax, points, fmt=style, color=colour, label=f'{model} {kind}')
+        ax.set_xticks(range(len(_INITS)), _INITS, rotation=20)
+        ax.set_xlim(-0.4, len(_INITS) - 0.6)
+
     columns = list(dict.fromkeys(c.column for c in cells if c.table in ('Table 1', 'Table 3')))
     if columns:
-        fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.2),
-                                 squeeze=False)
-        for ax, column in zip(axes[0], columns):
-            for table, style in (('Table 1', 'o-'), ('Table 3', 's--')):
-                for model, colour in (('ResNet50', 'tab:blue'), ('DeiT-S', 'tab:red')):
-                    points = [(i, by_key[(table, f'{init} {model}', column)])
-                              for i, init in enumerate(_INITS)
-                              if (table, f'{init} {model}', column) in by_key]
-                    if not points:
-                        continue
-                    label = f'{model} {"fine-tuned" if table == "Table 1" else "k-NN"}'
-                    ax.errorbar([i for i, _ in points], [c.median for _, c in points],
-                                yerr=[c.std for _, c in points], fmt=style,
-                                color=colour, label=label, capsize=3)
-            ax.set_xticks(range(len(_INITS)), _INITS, rotation=20)
-            ax.set_xlim(-0.4, len(_INITS) - 0.6)
-            ax.set_title(column)
-        _legend(fig, axes[0])
-        fig.tight_layout(rect=(0, 0, 1, 0.88))
-        path = osp.join(out_dir, 'figure1_initialisation.png')
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_panels(columns, initialisation,
+                               osp.join(out_dir, 'figure1_initialisation.png')))
+
     capacity = [c for c in cells if c.table == 'Table 4' and c.row in PARAMETERS]
+
+    def parameters(ax, column):
+        for family, colour in (('ResNet', 'tab:blue'), ('DeiT', 'tab:red')):
+            points = sorted(((PARAMETERS[c.row], c) for c in capacity
+                             if c.column == column and c.row.startswith(family)),
+                            key=lambda point: point[0])
+            if points:
+                _series(ax, points, fmt='o-', color=colour, label=family)
+        ax.set_xscale('log')
+        ticks = sorted(PARAMETERS[c.row] for c in capacity if c.column == column)
+        ax.set_xticks(ticks, [f'{t:g}' for t in ticks], minor=False)
+        ax.set_xticks([], minor=True)
+        ax.set_xlabel('parameters (M)')
+
     if capacity:
         columns = list(dict.fromkeys(c.column for c in capacity))
-        fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.2),
-                                 squeeze=False)
-        for ax, column in zip(axes[0], columns):
-            for family, colour in (('ResNet', 'tab:blue'), ('DeiT', 'tab:red')):
-                points = sorted(((PARAMETERS[c.row], c) for c in capacity
-                                 if c.column == column and c.row.startswith(family)),
-                                key=lambda point: point[0])
-                if points:
-                    ax.errorbar([p for p, _ in points], [c.median for _, c in points],
-                                yerr=[c.std for _, c in points], fmt='o-', color=colour,
-                                label=family, capsize=3)
-            ax.set_xscale('log')
-            ticks = sorted(PARAMETERS[c.row] for c in capacity if c.column == column)
-            ax.set_xticks(ticks, [f'{t:g}' for t in ticks], minor=False)
-            ax.set_xticks([], minor=True)
-            ax.set_xlabel('parameters (M)')
-            ax.set_title(column)
-        _legend(fig, axes[0])
-        fig.tight_layout(rect=(0, 0, 1, 0.88))
-        path = osp.join(out_dir, 'figure3_capacity.png')
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_panels(columns, parameters, osp.join(out_dir, 'figure3_capacity.png')))
     return written
