@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Training on a Slurm cluster: bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py args]
-# GPUS (total), GPUS_PER_NODE, CPUS_PER_TASK and SRUN_ARGS come from the environment.
+# GPUS (total), GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS and PYTHON (the interpreter each task
+# runs, default python) come from the environment.
 set -euo pipefail
 PARTITION=$1
 JOB_NAME=$2
@@ -9,6 +10,7 @@ GPUS=${GPUS:-4}
 GPUS_PER_NODE=${GPUS_PER_NODE:-4}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
+PYTHON=${PYTHON:-python}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
@@ -21,4 +23,4 @@ srun -p "$PARTITION" \
     --cpus-per-task="$CPUS_PER_TASK" \
     --kill-on-bad-exit=1 \
     $SRUN_ARGS \
-    python -u "$ROOT/tools/train.py" "$CONFIG" --launcher slurm "${@:4}"
+    "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" --launcher slurm "${@:4}"

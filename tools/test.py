@@ -16,8 +16,8 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file (loaded without executing code)')
     parser.add_argument('--show-dir', help='save prediction overlays as PNG files in this dir')
     parser.add_argument(
-        '--out', help='classification: write each image\'s id, label(s) and class '
-        'probabilities to this CSV file')
+        '--out', help='write a per-image CSV: classification: id, label(s) and class '
+        'probabilities; segmentation: pixel counts tp, fp, fn')
     parser.add_argument(
         '--out-dir', help="segmentation: write each image's predicted mask to this dir, at the "
         "image's size and in its dataset's challenge format (ISIC 2018: "

@@ -17,6 +17,14 @@ def parse_args():
         help='resume from the given checkpoint, or, without a value, from the latest '
         'checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help="scale the LR linearly from the config's auto_scale_lr.base_batch_size to this "
+        "run's total batch (GPUs x batch x --accumulate)")
+    parser.add_argument(
+        '--accumulate', type=int, metavar='N',
+        help='accumulate gradients over N iterations per optimizer step (a batch N times '
+        'larger on small GPUs)')
     add_launcher_args(parser)
     return parser.parse_args()
 
@@ -36,7 +44,8 @@ def main():
     cfg = load_config(args.config, args.cfg_options, args.local_rank, **retarget_options(args))
     resume = True if args.resume == 'auto' else (args.resume or False)
     prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
-                   amp=args.amp, resume=resume)
+                   amp=args.amp, resume=resume, auto_scale_lr=args.auto_scale_lr,
+                   accumulate=args.accumulate)
     check_work_dir(cfg)
     runner = build_runner(cfg)
     try:

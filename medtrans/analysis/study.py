@@ -181,13 +181,11 @@ def run_status(job: Job) -> str:
     return 'todo'
 
 
-def _kind(config: str) -> str:
-    """``'knn'`` for a k-NN config (its test loop is ``KNNTestLoop``: nothing is trained),
-    else ``'classification'`` or ``'segmentation'``."""
-    cfg = Config.fromfile(config)
-    if str((cfg.get('test_cfg') or {}).get('type', '')).endswith('KNNTestLoop'):
-        return 'knn'
-    return 'classification' if 'Classifier' in str(cfg.model.get('type')) else 'segmentation'
+def _is_knn(config: str) -> bool:
+    """Whether a config is a k-NN evaluation (its test loop is ``KNNTestLoop``: nothing
+    trains)."""
+    test_cfg = Config.fromfile(config).get('test_cfg') or {}
+    return str(test_cfg.get('type', '')).endswith('KNNTestLoop')
 
 
 def _best_checkpoint(work_dir: str) -> str:
@@ -233,14 +231,13 @@ def run_commands(job: Job, launcher: str = 'none', gpus: int = 1,
                                stem),
                 f'{python} tools/misc/export_backbone.py {job.work_dir} {job.export}']
     work = f'--work-dir {job.work_dir}'
-    kind = _kind(job.config)
-    if kind == 'knn':
+    if _is_knn(job.config):
         return [f'{python} tools/knn_eval.py {job.config} {work}']
     train = _train_command(job.config, job.work_dir, f' --cfg-options randomness.seed={job.seed}',
                            launcher, gpus, partition, python, f'{stem}-s{job.seed}')
     best = _best_checkpoint(job.work_dir)
-    # Per-image class probabilities beside the test metrics.
-    out = f' --out {job.work_dir}/predictions.csv' if kind == 'classification' else ''
+    # The per-image record (class probabilities, or pixel counts) beside the test metrics.
+    out = f' --out {job.work_dir}/predictions.csv'
     if launcher == 'pytorch':
         test = f'bash tools/dist_test.sh {job.config} {best} {gpus} {work}{out}'
     elif launcher == 'slurm':

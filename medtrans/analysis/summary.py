@@ -4,7 +4,7 @@ Each run's ``study_run.json`` (written by the study runner) places it in a cell 
 metric its table reports; its ``metrics/test_latest.json`` holds the value. A cell summarises its
 runs (one per seed) as median +- standard deviation (sample standard deviation, ``ddof=1``; 0
 for a single run) with the run count, beside the paper's number and the difference, and, where
-every run saved its per-image predictions (classification), a 95% bootstrap interval of the
+every run saved its per-image record (``predictions.csv``), a 95% bootstrap interval of the
 median over resampled test images (:mod:`medtrans.analysis.bootstrap`).
 """
 import csv
@@ -41,7 +41,7 @@ class RunResult:
     value: float
     work_dir: str
     config: str = ''
-    predictions: Optional[str] = None  # its predictions.csv, if it saved one
+    predictions: Optional[str] = None  # its per-image CSV (tools/test.py --out), if saved
 
 
 @dataclass

@@ -94,7 +94,9 @@ def prepare_config(cfg: Config,
                    launcher: str = 'none',
                    amp: bool = False,
                    resume: bool = False,
-                   load_from: Optional[str] = None) -> Config:
+                   load_from: Optional[str] = None,
+                   auto_scale_lr: bool = False,
+                   accumulate: Optional[int] = None) -> Config:
     """Complete a loaded config the way mmseg's tools do, plus medtrans' conventions.
 
     Work dir priority: ``work_dir`` argument > ``cfg.work_dir`` > ``./work_dirs/<config name>``.
@@ -114,6 +116,13 @@ def prepare_config(cfg: Config,
         resume (bool | str): True resumes from the latest checkpoint in the work dir
             (:func:`latest_checkpoint`); a path resumes from that checkpoint. Defaults to False.
         load_from (str, optional): Checkpoint to load the weights from. Defaults to None.
+        auto_scale_lr (bool): Scale the LR linearly from the config's
+            ``auto_scale_lr.base_batch_size`` to the run's total batch (processes x batch per
+            process x ``accumulate``), as MMEngine's Runner does when ``auto_scale_lr.enable``.
+            Defaults to False (the config's own setting).
+        accumulate (int, optional): Accumulate the gradients of this many iterations per
+            optimizer step (``optim_wrapper.accumulative_counts``), for a large batch on small
+            GPUs. Defaults to None (the config's own setting).
 
     Returns:
         Config: ``cfg``.
@@ -135,6 +144,13 @@ def prepare_config(cfg: Config,
                          'the best checkpoint and drives the LR plateau schedule).')
     if amp:
         _enable_amp(cfg)
+    if accumulate is not None:
+        _enable_accumulation(cfg, accumulate)
+    if auto_scale_lr:
+        if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+            raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config '
+                             '(the batch size its LR is set for).')
+        cfg.auto_scale_lr.enable = True
     if isinstance(resume, str):
         cfg.resume, cfg.load_from = True, resume
     elif resume:
@@ -155,6 +171,23 @@ def prepare_config(cfg: Config,
     if use_cpu_distributed(launcher):
         init_cpu_distributed(cfg)
     return cfg
+
+
+def _enable_accumulation(cfg: Config, counts: int) -> None:
+    """Accumulate gradients over ``counts`` iterations; MMEngine's LR scaling, which counts
+    processes x batch only, then sees the accumulated batch through a base size divided by
+    ``counts``."""
+    if isinstance(counts, bool) or not isinstance(counts, int) or counts < 1:
+        raise ValueError(f'--accumulate must be a positive integer, got {counts!r}.')
+    hooks = [str(h.get('type', '')) for h in cfg.get('custom_hooks', [])]
+    if counts > 1 and any(h.endswith('DINOHook') for h in hooks):
+        raise ValueError('--accumulate: DINO updates its teacher every iteration '
+                         '(DINOHook), which accumulation would turn into updates between '
+                         'optimizer steps; train DINO without it.')
+    cfg.optim_wrapper.accumulative_counts = counts
+    scale = cfg.get('auto_scale_lr')
+    if scale and scale.get('base_batch_size'):
+        scale.base_batch_size = scale.base_batch_size / counts
 
 
 def _fit_workers_to_cores(cfg: Config) -> None:
@@ -308,10 +341,15 @@ def read_only_tested_split(cfg: Config) -> Config:
 
 
 def enable_predictions_csv(cfg: Config, out_file: str) -> Config:
-    """Make the test run also write each sample's class probabilities to ``out_file`` (CSV).
-
-    See :class:`medtrans.evaluation.metrics.DumpPredictionsCsv` for the columns.
+    """Make the test run also write its per-image record to ``out_file`` (CSV): class
+    probabilities for classification (:class:`~medtrans.evaluation.metrics.DumpPredictionsCsv`),
+    pixel counts for a segmentation config, one scored by ``LesionSegMetric``
+    (:class:`~medtrans.evaluation.metrics.DumpSegCountsCsv`).
     """
+    lesion = [m for m in _test_metrics(cfg) if str(m.get('type', '')).endswith('LesionSegMetric')]
+    if lesion:
+        return _add_test_metric(cfg, dict(type='DumpSegCountsCsv', out_file=out_file,
+                                          ignore_index=lesion[0].get('ignore_index', 255)))
     return _add_test_metric(cfg, dict(type='DumpPredictionsCsv', out_file=out_file))
 
 
@@ -322,13 +360,16 @@ def enable_mask_export(cfg: Config, out_dir: str) -> Config:
     return _add_test_metric(cfg, dict(type='DumpSegMasks', out_dir=out_dir))
 
 
-def _add_test_metric(cfg: Config, metric: dict) -> Config:
+def _test_metrics(cfg: Config) -> list:
+    """The metric configs of the test evaluator, as a list."""
     evaluators = cfg.test_evaluator
     if isinstance(evaluators, dict) and 'metrics' in evaluators:
         evaluators = evaluators['metrics']
-    evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
-    evaluators.append(metric)
-    cfg.test_evaluator = evaluators
+    return list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
+
+
+def _add_test_metric(cfg: Config, metric: dict) -> Config:
+    cfg.test_evaluator = _test_metrics(cfg) + [metric]
     return cfg
 
 

@@ -133,7 +133,7 @@ def test_cluster_scripts(tmp_path, repo_root):
     assert f'bash tools/dist_train.sh {seg} 8 --work-dir {work} --cfg-options ' \
         'randomness.seed=2\n' in script
     assert f'bash tools/dist_test.sh {seg} "$(ls -t {work}/best_*.pth | head -n 1)" 8 ' \
-        f'--work-dir {work}\n' in script  # no predictions CSV for segmentation
+        f'--work-dir {work} --out {work}/predictions.csv\n' in script
     assert os.path.isfile(f'{work}/{RUN_RECORD}')
     script = cluster_script(study, 'slurm', gpus=4, partition='gpu')
     assert f'GPUS=4 bash tools/slurm_train.sh gpu deeplab3_deit_s_isic2018-s2 {seg} ' in script

@@ -148,3 +148,26 @@ def test_bootstrap_interval_is_the_percentiles_of_the_resampled_median(tmp_path,
         (tmp_path / 'seed2' / 'predictions.csv').read_text().replace('img3,', 'imgX,'))
     with pytest.raises(ValueError, match='holds other images'):
         bootstrap_interval(runs, num_samples=2)
+
+
+def test_segmentation_bootstrap_pools_the_resampled_pixel_counts(tmp_path, repo_root):
+    from medtrans.analysis.bootstrap import bootstrap_interval
+
+    config = str(repo_root / 'configs/deeplab3_deit_s_isic2018.py')
+    rng = np.random.RandomState(1)
+    runs, counts = [], []
+    for seed in range(2):
+        table = rng.randint(0, 1000, size=(30, 3))
+        path = tmp_path / f'counts{seed}.csv'
+        path.write_text('sample_id,tp,fp,fn\n' + ''.join(
+            f'ISIC_{i:07d}.jpg,{tp},{fp},{fn}\n' for i, (tp, fp, fn) in enumerate(table)))
+        runs.append((config, 'IoU', str(path)))
+        counts.append(table)
+    draws = np.random.default_rng(3)
+    medians = []
+    for _ in range(100):
+        index = draws.integers(0, 30, size=30)
+        medians.append(np.median([t[index, 0].sum() / t[index].sum() for t in counts]))
+    expected = tuple(np.percentile(medians, [2.5, 97.5]))
+    assert bootstrap_interval(runs, num_samples=100, seed=3) == pytest.approx(expected,
+                                                                              abs=1e-12)

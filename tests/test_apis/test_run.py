@@ -128,3 +128,33 @@ def test_dataloader_workers_follow_the_cores_of_each_process(tmp_path, monkeypat
     assert cfg.train_dataloader.num_workers > 3
     prepare_config(cfg, HEADLINE, work_dir=str(tmp_path))
     assert (cfg.train_dataloader.num_workers, cfg.val_dataloader.num_workers) == (3, 0)
+
+
+CLS = str(REPO / 'configs/classification/deit-s/deit-s_in1k_1xb64_plateau_aptos2019-224.py')
+DINO = str(REPO / 'configs/dino/dino_deit-s_in1k_4xb64_300e_aptos2019-224-96.py')
+
+
+@pytest.mark.parametrize('accumulate,batch', [(None, 32), (4, 16), (2, 8)])
+def test_auto_scale_lr_counts_the_accumulated_batch(tmp_path, accumulate, batch):
+    cfg = load_config(CLS, {'train_dataloader.batch_size': batch}, pretrained=None)
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    assert cfg.auto_scale_lr == dict(base_batch_size=64, enable=False)
+    prepare_config(cfg, CLS, work_dir=str(tmp_path), auto_scale_lr=True, accumulate=accumulate)
+    runner = build_runner(cfg)
+    # MMEngine's own steps at the start of train(): the wrapper, then the LR scaling.
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    runner.scale_lr(runner.optim_wrapper, runner.auto_scale_lr)
+    assert runner.optim_wrapper._accumulative_counts == (accumulate or 1)
+    total = batch * (accumulate or 1)  # one process
+    for group in runner.optim_wrapper.optimizer.param_groups:
+        assert group['lr'] == pytest.approx(base_lr * total / 64, rel=1e-12)
+
+
+def test_accumulation_switch_refuses_what_it_cannot_do(tmp_path):
+    with pytest.raises(ValueError, match='positive integer, got 0'):
+        prepare_config(load_config(CLS), CLS, work_dir=str(tmp_path), accumulate=0)
+    with pytest.raises(ValueError, match='DINO updates its teacher every iteration'):
+        prepare_config(load_config(DINO), DINO, work_dir=str(tmp_path), accumulate=2)
+    with pytest.raises(ValueError, match='auto_scale_lr.base_batch_size'):
+        prepare_config(load_config(HEADLINE), HEADLINE, work_dir=str(tmp_path),
+                       auto_scale_lr=True)

@@ -1,4 +1,5 @@
 """End to end through the real tools: train, resume, test, 2-process train and test."""
+import csv
 import json
 import os
 import re
@@ -87,8 +88,9 @@ def test_test_tool_on_val_split_reproduces_recorded_val_metrics(trained, data_ro
     step = int(re.fullmatch(r'iter_(\d+)\.pth', ckpt.name).group(1))
     recorded = json.loads((work_dir / 'metrics' / f'val_{step}.json').read_text())
     test_dir, masks = tmp_path / 'test', tmp_path / 'masks'
+    counts = tmp_path / 'counts.csv'
     _run([sys.executable, 'tools/test.py', str(TINY), str(ckpt), '--work-dir', str(test_dir),
-          '--out-dir', str(masks), *_data_options(data_root),
+          '--out-dir', str(masks), '--out', str(counts), *_data_options(data_root),
           '--cfg-options', 'test_dataloader.dataset.split=val',
           f'test_dataloader.dataset.split_file={work_dir / SPLIT_RECORD}'])
     tested = json.loads((test_dir / 'metrics' / 'test_latest.json').read_text())
@@ -112,6 +114,12 @@ def test_test_tool_on_val_split_reproduces_recorded_val_metrics(trained, data_ro
         union = int((pred | truth).sum())
         jaccards.append(int((pred & truth).sum()) / union if union else 1.0)
     assert tested['metrics']['Jaccard'] == pytest.approx(float(np.mean(jaccards)), abs=1e-12)
+
+    # --out: each image's pixel counts, from which the pooled IoU is the printed one.
+    rows = list(csv.DictReader(open(counts)))
+    assert [r['sample_id'].split('/')[-1] for r in rows] == [f'{i}.jpg' for i in ids]
+    tp, fp, fn = (sum(int(r[k]) for r in rows) for k in ('tp', 'fp', 'fn'))
+    assert tested['metrics']['IoU'] == pytest.approx(tp / (tp + fp + fn), abs=1e-12)
 
     # tools/infer.py on the same images in a folder of their own (no labels) writes the same
     # masks, and so does the Python API.
@@ -195,3 +203,48 @@ def test_dist_train_two_cpu_processes(data_root, free_port, tmp_path):
     assert (work_dir / 'iter_3.pth').is_file()
     assert 'Distributed training: True' in log
     assert log.count('Iter(train) [3/3]') == 1  # logged once, by rank 0
+
+
+FAKE_SRUN = """#!{python}
+# A stand-in for Slurm's srun: records its arguments and starts --ntasks copies of the command
+# with the environment srun gives each task (one node).
+import os, subprocess, sys
+args = sys.argv[1:]
+with open(os.environ['FAKE_SRUN_LOG'], 'w') as log:
+    log.write(' '.join(args))
+ntasks, i = 1, 0
+while args[i].startswith('-'):
+    option = args[i]
+    if option in ('-p', '-N', '-n'):
+        i += 1  # its value follows
+    elif option.startswith('--ntasks='):
+        ntasks = int(option.split('=')[1])
+    i += 1
+command = args[i:]
+procs = [subprocess.Popen(command, env=dict(
+    os.environ, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_NTASKS=str(ntasks),
+    SLURM_NODELIST='fakenode', SLURM_JOB_ID='1')) for rank in range(ntasks)]
+sys.exit(max(p.wait() for p in procs))
+"""
+
+
+def test_slurm_train_starts_its_ranks_through_srun(data_root, free_port, tmp_path):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'srun').write_text(FAKE_SRUN.format(python=sys.executable))
+    (bin_dir / 'scontrol').write_text('#!/bin/sh\necho 127.0.0.1\n')  # show hostname
+    for tool in ('srun', 'scontrol'):
+        (bin_dir / tool).chmod(0o755)
+    work_dir, srun_log = tmp_path / 'slurm', tmp_path / 'srun.log'
+    log = _run(['env', f'PATH={bin_dir}:{os.environ["PATH"]}', f'MASTER_PORT={free_port}',
+                f'FAKE_SRUN_LOG={srun_log}', f'PYTHON={sys.executable}', 'GPUS=2',
+                'GPUS_PER_NODE=2', 'CPUS_PER_TASK=1',
+                'bash', 'tools/slurm_train.sh', 'gpu', 'tiny', str(TINY), '--work-dir',
+                str(work_dir), *_data_options(data_root), '--cfg-options',
+                'train_cfg.max_iters=2'])
+    srun_args = srun_log.read_text()
+    assert srun_args.startswith('-p gpu --job-name=tiny --gres=gpu:2 --ntasks=2 ')
+    assert f'tools/train.py {TINY} --launcher slurm --work-dir {work_dir}' in srun_args
+    assert (work_dir / 'iter_2.pth').is_file()
+    assert 'Distributed training: True' in log
+    assert log.count('Iter(train) [2/2]') == 1  # logged once, by rank 0
