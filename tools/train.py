@@ -16,7 +16,8 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or, without a value, from the latest '
         'checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision in bfloat16 (GPUs and CPUs)')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help="scale the LR linearly from the config's auto_scale_lr.base_batch_size to this "

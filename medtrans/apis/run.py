@@ -83,9 +83,11 @@ def _enable_amp(cfg: Config) -> None:
     if wrapper not in amp_types:
         raise ValueError(f'--amp needs optim_wrapper.type to be one of {sorted(amp_types)}, '
                          f'got "{wrapper}".')
-    # The guard's settings (on_non_finite, max_consecutive_skips) carry over.
+    # The guard's settings (on_non_finite, max_consecutive_skips) carry over. bfloat16 on GPUs
+    # and CPUs alike (a CPU has no float16 autocast); float16 with optim_wrapper.dtype.
     cfg.optim_wrapper.type = amp_types[wrapper]
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
 
 
 def prepare_config(cfg: Config,
@@ -112,7 +114,8 @@ def prepare_config(cfg: Config,
         config_path (str): Path the config was loaded from (names the default work dir).
         work_dir (str, optional): Work dir from the command line. Defaults to None.
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'. Defaults to 'none'.
-        amp (bool): Use automatic mixed precision. Defaults to False.
+        amp (bool): Use automatic mixed precision, bfloat16 unless the config's
+            ``optim_wrapper.dtype`` says otherwise. Defaults to False.
         resume (bool | str): True resumes from the latest checkpoint in the work dir
             (:func:`latest_checkpoint`); a path resumes from that checkpoint. Defaults to False.
         load_from (str, optional): Checkpoint to load the weights from. Defaults to None.

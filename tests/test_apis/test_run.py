@@ -158,3 +158,34 @@ def test_accumulation_switch_refuses_what_it_cannot_do(tmp_path):
     with pytest.raises(ValueError, match='auto_scale_lr.base_batch_size'):
         prepare_config(load_config(HEADLINE), HEADLINE, work_dir=str(tmp_path),
                        auto_scale_lr=True)
+
+
+def test_amp_trains_in_bfloat16_on_the_cpu(tmp_path):
+    from medtrans.datasets.synthetic import write_synthetic_layout
+    from medtrans.registry import DATASETS
+
+    data = tmp_path / 'aptos'
+    write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(data))
+    tiny = str(REPO / 'tests/data/configs/tiny_cls_deit_aptos2019.py')
+    cfg = load_config(tiny, {'train_cfg.max_iters': 2, 'train_dataloader.num_workers': 0,
+                             'train_dataloader.persistent_workers': False},
+                      data_root=str(data))
+    prepare_config(cfg, tiny, work_dir=str(tmp_path / 'work'), amp=True)
+    assert (cfg.optim_wrapper.type, cfg.optim_wrapper.dtype) == ('GuardedAmpOptimWrapper',
+                                                                 'bfloat16')
+    runner = build_runner(cfg)
+    dtypes = []
+    runner.model.head.fc.register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
+    before = [p.detach().clone() for p in runner.model.parameters()]
+    runner.train()
+    # The two training steps ran under CPU autocast; the validation at the end in float32
+    # (MMEngine's ValLoop autocasts only when told to).
+    assert dtypes == [torch.bfloat16] * 2 + [torch.float32]
+    after = list(runner.model.parameters())
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+    assert runner.optim_wrapper.loss_scaler.is_enabled() is False
+    with pytest.raises(ValueError, match="set dtype='bfloat16'"):
+        cfg = load_config(tiny, {'optim_wrapper.dtype': 'float16'}, data_root=str(data))
+        prepare_config(cfg, tiny, work_dir=str(tmp_path / 'work16'), amp=True)
+        build_runner(cfg).train()

@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.optim.optimizer import amp_optimizer_wrapper
 
 from medtrans.registry import OPTIM_WRAPPERS
 
@@ -134,6 +135,14 @@ class GuardedOptimWrapper(_NonFiniteGuard, OptimWrapper):
         self._init_guard(on_non_finite, max_consecutive_skips)
 
 
+def _accelerated() -> bool:
+    """Whether MMEngine's AMP wrapper accepts this machine (its own check: a GPU, NPU, MLU or
+    MUSA device)."""
+    found = amp_optimizer_wrapper
+    return (found.is_cuda_available() or found.is_npu_available() or found.is_mlu_available()
+            or found.is_musa_available())
+
+
 @OPTIM_WRAPPERS.register_module()
 class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
     """:class:`mmengine.optim.AmpOptimWrapper` with the guard of :class:`GuardedOptimWrapper`.
@@ -149,6 +158,10 @@ class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
     then steps the optimizer or not and updates the scale; ``GradScaler.step`` would check
     them a second time with a second host synchronisation.
 
+    On CPUs, which MMEngine's wrapper refuses, it trains in bfloat16 (the only autocast type of
+    CPUs, e.g. Intel AMX): ``dtype`` must then be ``'bfloat16'``, and there is no loss scaling
+    (bfloat16 has float32's range), so only the guard checks the gradients.
+
     Args:
         on_non_finite (str): 'raise' or 'skip'. Defaults to 'raise'.
         max_consecutive_skips (int): Refused updates in a row tolerated before giving up.
@@ -158,7 +171,19 @@ class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
 
     def __init__(self, on_non_finite: str = 'raise', max_consecutive_skips: int = 10,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
+        if _accelerated():
+            super().__init__(**kwargs)
+        else:
+            dtype = kwargs.pop('dtype', None)
+            if dtype not in ('bfloat16', torch.bfloat16):
+                raise ValueError('GuardedAmpOptimWrapper on a CPU trains in bfloat16, the only '
+                                 f"autocast type of CPUs: set dtype='bfloat16', got {dtype!r}.")
+            kwargs.pop('loss_scale', None)
+            kwargs.pop('use_fsdp', None)
+            OptimWrapper.__init__(self, **kwargs)  # AmpOptimWrapper's asserts CUDA
+            self._scale_update_param = None
+            self.loss_scaler = torch.amp.GradScaler('cpu', enabled=False)
+            self.cast_dtype = torch.bfloat16
         self._init_guard(on_non_finite, max_consecutive_skips)
 
     @property
