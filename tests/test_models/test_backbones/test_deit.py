@@ -285,3 +285,25 @@ def test_input_not_multiple_of_patch_size_is_an_error():
     model = DeiT(arch='deit-tiny', init='timm')
     with pytest.raises(ValueError, match='multiple of the patch size'):
         model(torch.randn(1, 3, 40, 32))
+
+
+@pytest.mark.parametrize('arch,patch_size,size', [('deit-small', 16, 224),
+                                                  ('deit-small', 16, 512),
+                                                  ('deit-small', 8, 224)])
+def test_every_block_takes_the_fused_attention_kernel(arch, patch_size, size, monkeypatch):
+    # torch's scaled_dot_product_attention picks the flash / memory-efficient kernels on GPUs
+    # when it gets no mask and no causal flag; timm's DeiT must call it once per block so.
+    calls = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+
+    def counting(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kwargs):
+        calls.append((tuple(q.shape), attn_mask, is_causal, dropout_p))
+        return fused(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
+                     **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, 'scaled_dot_product_attention', counting)
+    model = DeiT(arch=arch, patch_size=patch_size).eval()
+    with torch.no_grad():
+        model.forward_embedding(torch.randn(1, 3, size, size))
+    tokens = 1 + (size // patch_size) ** 2
+    assert calls == [((1, 6, tokens, 64), None, False, 0.0)] * 12
