@@ -23,7 +23,9 @@ def parse_args():
                         help='list each run with its status and commands; run nothing')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='none: run here; pytorch / slurm: write a cluster script')
-    parser.add_argument('--gpus', type=int, default=1, help='GPUs per run (cluster launchers)')
+    parser.add_argument('--gpus', type=int, default=1,
+                        help='GPUs per run (cluster launchers); the one-GPU cell recipes then '
+                        'train with a batch that many times larger and the LR scaled linearly')
     parser.add_argument('--partition', help='Slurm partition')
     parser.add_argument('--script', help='cluster script path (default: '
                         '<work_root>/run_<launcher>.sh)')
@@ -36,7 +38,10 @@ def main():
     from medtrans.fileio import atomic_write_text
 
     study = load_study(args.spec)
-    if args.launcher == 'none' or args.dry_run:
+    if args.launcher != 'none' and args.dry_run:
+        print(cluster_script(study, args.launcher, args.gpus, args.partition, record=False))
+        return
+    if args.launcher == 'none':
         counts = run_study(study, dry_run=args.dry_run)
         print(f'study {study.name}: ' + ', '.join(f'{n} {s}' for s, n in counts.items()))
         return

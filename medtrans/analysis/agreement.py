@@ -16,7 +16,7 @@ def annotator_agreement(dataset_cfg: dict,
                         annotators: Optional[Sequence[int]] = None) -> Dict[str, Dict[str, float]]:
     """Score every pair of annotators' masks of the same images with ``LesionSegMetric``.
 
-    The dataset is built once per annotator (its ``annotator`` argument), with the loading
+    The dataset is built once per annotator (its ``annotator`` argument), with the mask loading
     steps of its own pipeline, and each image's masks are read together, so memory holds one
     image's masks at a time. For the pair ``a-b``, ``b``'s masks play the prediction and ``a``'s
     the ground truth; the scores reported (IoU, Jaccard, Dice) are symmetric, so this is the
@@ -46,8 +46,11 @@ def annotator_agreement(dataset_cfg: dict,
         if len(annotators) < 2:
             raise ValueError(f'annotator_agreement: expected at least two annotators, got '
                              f'{annotators}.')
+        # The pipeline's loading steps but the image's: only the masks are compared.
         steps = [TRANSFORMS.build(step) if isinstance(step, dict) else step
-                 for step in loading_steps(dataset_cfg.get('pipeline', []))]
+                 for step in loading_steps(dataset_cfg.get('pipeline', []))
+                 if 'LoadImage' not in str(step.get('type', '') if isinstance(step, dict)
+                                           else type(step).__name__)]
         datasets = {}
         for annotator in annotators:
             cfg = copy.deepcopy(dict(dataset_cfg))

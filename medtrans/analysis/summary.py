@@ -150,7 +150,13 @@ def summarize(results: Sequence[RunResult], bootstrap: int = 0,
         cell.runs.append(result)
     if bootstrap:
         for cell in cells.values():
-            if all(run.predictions for run in cell.runs):
+            missing = [run.config for run in cell.runs if not osp.isfile(run.config)]
+            if missing:
+                # The interval recomputes the runs' metric with their config's test metric.
+                print(f'summarize: no bootstrap interval for {cell.table} / {cell.row} / '
+                      f'{cell.column}: config "{missing[0]}" not found from {os.getcwd()}; '
+                      'run from the folder the study ran in.')
+            elif all(run.predictions for run in cell.runs):
                 cell.interval = bootstrap_interval(
                     [(run.config, run.metric, run.predictions) for run in cell.runs],
                     num_samples=bootstrap, seed=seed)

@@ -84,7 +84,8 @@ def _enable_amp(cfg: Config) -> None:
         raise ValueError(f'--amp needs optim_wrapper.type to be one of {sorted(amp_types)}, '
                          f'got "{wrapper}".')
     # The guard's settings (on_non_finite, max_consecutive_skips) carry over. bfloat16 on GPUs
-    # and CPUs alike (a CPU has no float16 autocast); float16 with optim_wrapper.dtype.
+    # and CPUs alike (a CPU has no float16 autocast); GPUs before Ampere have no bfloat16:
+    # optim_wrapper.dtype=float16 there, with dynamic loss scaling.
     cfg.optim_wrapper.type = amp_types[wrapper]
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     cfg.optim_wrapper.setdefault('dtype', 'bfloat16')

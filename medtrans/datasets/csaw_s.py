@@ -149,6 +149,12 @@ class CSAWSDataset(SplitSegDataset):
                 f'CSAWSDataset: patient "{unannotated[0]}" of "{img_dir}" has no folder in '
                 f'"{mask_dir}"; expected the annotations of every screening (patients without: '
                 f'{examples(unannotated)}).')
+        unscreened = sorted(set(ann_patients).difference(patients))
+        if unscreened:
+            raise FileNotFoundError(
+                f'CSAWSDataset: "{osp.join(mask_dir, unscreened[0])}" annotates a patient with '
+                f'no folder in "{img_dir}"; expected the screenings of every annotated patient '
+                f'(patients without: {examples(unscreened)}).')
         samples = []
         for patient in patients:
             images, annotations = _scan_patient(osp.join(img_dir, patient), patient)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from medtrans.analysis.attention import dataset_attention_distances
-from medtrans.analysis.explain import cam_layer, grad_cam
-from medtrans.apis import fill_work_dir, init_model, load_config
+from medtrans.analysis.attention import cls_attention_maps, dataset_attention_distances
+from medtrans.analysis.explain import cam_layer, grad_cam, heatmap_overlay
+from medtrans.apis import fill_work_dir, init_model, load_config, model_inputs
 from medtrans.datasets.synthetic import write_images
 
 RESNET = 'configs/classification/resnet18/resnet18_in1k_1xb64_plateau_aptos2019-224.py'
@@ -76,13 +76,22 @@ def test_explain_tool_writes_the_figure_4_panels(repo_root, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ['a.png', 'a_heads.png', 'b.png',
                                                      'b_heads.png']
-    for stem in ('a', 'b'):
+    cnn_model = init_model(load_config(RESNET, pretrained=None, img_size=224), cnn)
+    vit_model = init_model(load_config(DEIT, pretrained=None, img_size=224), vit)
+    for stem, path in zip(('a', 'b'), images):
         panels = cv2.imread(str(out / f'{stem}.png'))
         heads = cv2.imread(str(out / f'{stem}_heads.png'))
         # Image, Grad-CAM, attention, attention mass at the 224 test size; DeiT-S has 6 heads.
         assert panels.shape == (224, 4 * 224, 3)
         assert heads.shape == (224, 6 * 224, 3)
-    assert len(images) == 2
+        inputs, batch = next(model_inputs(cnn_model, [path]))
+        shown = batch['inputs'][0].permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(panels[:, :224], shown)  # the image the model saw
+        np.testing.assert_array_equal(panels[:, 224:448],
+                                      heatmap_overlay(shown, grad_cam(cnn_model, inputs)[0]))
+        vit_inputs, _ = next(model_inputs(vit_model, [path]))
+        mean = cls_attention_maps(vit_model.backbone, vit_inputs)[0].mean(dim=0)
+        np.testing.assert_array_equal(panels[:, 448:672], heatmap_overlay(shown, mean.numpy()))
 
 
 @pytest.fixture

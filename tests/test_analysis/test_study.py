@@ -131,14 +131,18 @@ def test_cluster_scripts(tmp_path, repo_root):
     study = load_study(_spec(tmp_path, repo_root, [seg], seeds=[2]))
     work = study.runs[0].work_dir
     script = cluster_script(study, 'pytorch', gpus=8)
-    assert f'bash tools/dist_train.sh {seg} 8 --work-dir {work} --cfg-options ' \
+    assert f'bash tools/dist_train.sh {seg} 8 --work-dir {work} --auto-scale-lr --cfg-options ' \
         'randomness.seed=2\n' in script
     assert f'bash tools/dist_test.sh {seg} "$(ls -t {work}/best_*.pth | head -n 1)" 8 ' \
         f'--work-dir {work} --out {work}/predictions.csv\n' in script
     assert os.path.isfile(f'{work}/{RUN_RECORD}')
-    script = cluster_script(study, 'slurm', gpus=4, partition='gpu')
-    assert f'GPUS=4 bash tools/slurm_train.sh gpu deeplab3_deit_s_isic2018-s2 {seg} ' in script
-    assert 'srun -p gpu --job-name=deeplab3_deit_s_isic2018-s2-test' in script
+    script = cluster_script(study, 'slurm', gpus=4, partition='gpu', python='py3')
+    assert f'GPUS=4 GPUS_PER_NODE=4 PYTHON=py3 bash tools/slurm_train.sh gpu ' \
+        f'deeplab3_deit_s_isic2018-s2 {seg} --work-dir {work} --auto-scale-lr ' in script
+    assert 'srun -p gpu --job-name=deeplab3_deit_s_isic2018-s2-test --gres=gpu:1 --ntasks=1 ' \
+        f'py3 -u tools/test.py {seg}' in script
+    # One GPU: the cell's own recipe, unscaled.
+    assert '--auto-scale-lr' not in cluster_script(study, 'pytorch', gpus=1)
     with pytest.raises(ValueError, match="launcher 'slurm' needs a partition"):
         cluster_script(study, 'slurm')
 

@@ -155,14 +155,18 @@ def test_accumulation_switch_refuses_what_it_cannot_do(tmp_path):
         prepare_config(load_config(CLS), CLS, work_dir=str(tmp_path), accumulate=0)
     with pytest.raises(ValueError, match='DINO updates its teacher every iteration'):
         prepare_config(load_config(DINO), DINO, work_dir=str(tmp_path), accumulate=2)
+    cfg = load_config(HEADLINE)
+    cfg.pop('auto_scale_lr')
     with pytest.raises(ValueError, match='auto_scale_lr.base_batch_size'):
-        prepare_config(load_config(HEADLINE), HEADLINE, work_dir=str(tmp_path),
-                       auto_scale_lr=True)
+        prepare_config(cfg, HEADLINE, work_dir=str(tmp_path), auto_scale_lr=True)
 
 
-def test_amp_trains_in_bfloat16_on_the_cpu(tmp_path):
+def test_amp_trains_in_bfloat16_on_the_cpu(tmp_path, monkeypatch):
     from medtrans.datasets.synthetic import write_synthetic_layout
+    from medtrans.engine.optimizers import guarded_optim_wrapper
     from medtrans.registry import DATASETS
+
+    monkeypatch.setattr(guarded_optim_wrapper, '_accelerated', lambda: False)  # a CPU host
 
     data = tmp_path / 'aptos'
     write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(data))

@@ -117,3 +117,13 @@ def test_a_png_not_named_after_its_patient_is_an_error(tree):
 def test_missing_data_root_names_the_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match='zenodo.org/record/4030660'):
         CSAWSDataset(str(tmp_path / 'nowhere'), split='trainval')
+
+
+def test_an_annotated_test_patient_without_screenings_is_an_error(tree):
+    root, files = tree
+    extra = root / 'test_data' / 'annotator_3' / '099'
+    extra.mkdir()
+    os.link(files['test_masks_3'][0], extra / '099_0_cancer.png')
+    CSAWSDataset(str(root), split='test', annotator=1)
+    with pytest.raises(FileNotFoundError, match=f'"{extra}" annotates a patient with no folder'):
+        CSAWSDataset(str(root), split='test', annotator=3)

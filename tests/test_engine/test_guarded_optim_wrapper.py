@@ -184,3 +184,18 @@ def test_amp_finite_updates_equal_the_scaler_step(amp_wrapper):
             ref_optim.zero_grad()
     assert _same(_weights(model), _weights(reference))
     assert optim.loss_scaler.get_scale() == ref_optim.loss_scaler.get_scale()
+
+
+@pytest.mark.parametrize('accelerated', [True, False])
+def test_bfloat16_has_no_loss_scale_so_a_bad_gradient_raises_at_once(accelerated, monkeypatch):
+    # On a GPU (MMEngine's check made to pass) and on a CPU alike.
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: accelerated)
+    MessageHub.get_current_instance().update_info('iter', 4)
+    model = _model()
+    optim = _wrapper(model, GuardedAmpOptimWrapper, dtype='bfloat16')
+    assert optim.cast_dtype == torch.bfloat16 and not optim.loss_scaler.is_enabled()
+    before = _weights(model)
+    overflow = torch.sqrt(model.weight - model.weight.detach()).sum()
+    with pytest.raises(NonFiniteError, match='gradient at iteration 5'):
+        optim.update_params(overflow)
+    assert _same(before, _weights(model))

@@ -34,6 +34,8 @@ test_pipeline = [
     dict(type='mmseg.PackSegInputs'),
 ]
 
+# Batch 8 on one GPU; `--auto-scale-lr` scales the LR linearly for another total batch.
+auto_scale_lr = dict(base_batch_size=8, enable=False)
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,

@@ -158,9 +158,10 @@ class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
     then steps the optimizer or not and updates the scale; ``GradScaler.step`` would check
     them a second time with a second host synchronisation.
 
-    On CPUs, which MMEngine's wrapper refuses, it trains in bfloat16 (the only autocast type of
-    CPUs, e.g. Intel AMX): ``dtype`` must then be ``'bfloat16'``, and there is no loss scaling
-    (bfloat16 has float32's range), so only the guard checks the gradients.
+    In bfloat16 (``dtype='bfloat16'``) there is no loss scaling, which float32's range makes
+    unnecessary: a non-finite gradient is then handled by ``on_non_finite`` like a non-finite
+    loss. On CPUs, which MMEngine's wrapper refuses, it trains in bfloat16, the only autocast
+    type of CPUs (e.g. Intel AMX).
 
     Args:
         on_non_finite (str): 'raise' or 'skip'. Defaults to 'raise'.
@@ -182,8 +183,12 @@ class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
             kwargs.pop('use_fsdp', None)
             OptimWrapper.__init__(self, **kwargs)  # AmpOptimWrapper's asserts CUDA
             self._scale_update_param = None
-            self.loss_scaler = torch.amp.GradScaler('cpu', enabled=False)
             self.cast_dtype = torch.bfloat16
+        if self.cast_dtype == torch.bfloat16:
+            # No loss scaling: bfloat16 has float32's range, so a non-finite gradient is an
+            # error for the guard, never a scale overflow to skip.
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+            self.loss_scaler = torch.amp.GradScaler(device, enabled=False)
         self._init_guard(on_non_finite, max_consecutive_skips)
 
     @property

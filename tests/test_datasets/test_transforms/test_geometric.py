@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from medtrans.datasets.transforms import RandomElasticDeform
@@ -35,22 +34,37 @@ def test_the_mask_stays_aligned_with_the_image(seed):
     assert set(np.unique(gt)) <= {0, 1, 255}
 
 
-def test_the_field_is_torchvisions_drawn_from_numpys_generator():
-    # The reference: torchvision's own field for a torch seed drawn from NumPy's generator
-    # after the probability draw, applied by torchvision's elastic kernel.
+@pytest.mark.parametrize('alpha,sigma,size', [(80.0, 3.0, (64, 48)), (1000.0, 16.0, (96, 80))])
+def test_the_field_is_torchvisions_drawn_from_numpys_generator(alpha, sigma, size):
+    # torchvision's field: noise in [-1, 1], blurred by its dense Gaussian kernel (reflected
+    # borders), times alpha over the side; here from NumPy's noise, x then y.
+    height, width = size
+    taps = int(8 * sigma + 1)
+    taps += 1 - taps % 2
+    np.random.seed(3)
+    noise = [torch.from_numpy((np.random.rand(height, width) * 2 - 1).astype(np.float32))
+             for _ in range(2)]
+    expected = torch.stack([
+        F.gaussian_blur(n[None, None], [taps, taps], [sigma, sigma])[0, 0] * alpha / side
+        for n, side in zip(noise, (width, height))], dim=-1)[None]
+    np.random.seed(3)
+    field = RandomElasticDeform(alpha=alpha, sigma=sigma).displacement(height, width)
+    assert field.shape == (1, height, width, 2) and field.dtype == torch.float32
+    torch.testing.assert_close(field, expected, atol=1e-6 * alpha / min(size), rtol=0)
+
+
+def test_the_transform_applies_torchvisions_elastic_kernel_and_no_torch_generator():
     np.random.seed(7)
-    assert np.random.rand() < 0.5
-    torch.manual_seed(int(np.random.randint(2 ** 31)))
+    assert np.random.rand() < 0.5  # the probability draw, then the field
+    field = RandomElasticDeform(alpha=80.0, sigma=3.0).displacement(64, 64)
     image = torch.from_numpy(_results()['img']).permute(2, 0, 1)
-    displacement = v2.ElasticTransform(alpha=80.0, sigma=3.0).make_params([image])['displacement']
-    expected = F.elastic(image, displacement, fill=0).permute(1, 2, 0).numpy()
+    expected = F.elastic(image, field, fill=[0.0]).permute(1, 2, 0).numpy()
 
     np.random.seed(7)
     state = torch.random.get_rng_state()
     out = RandomElasticDeform(prob=0.5, alpha=80.0, sigma=3.0)(_results())
     np.testing.assert_array_equal(out['img'], expected)
     assert not np.array_equal(out['img'], _results()['img'])
-    # torch's global generator is left as it was.
     assert torch.equal(torch.random.get_rng_state(), state)
 
 

@@ -290,7 +290,8 @@ def test_input_not_multiple_of_patch_size_is_an_error():
 @pytest.mark.parametrize('arch,patch_size,size', [('deit-small', 16, 224),
                                                   ('deit-small', 16, 512),
                                                   ('deit-small', 8, 224)])
-def test_every_block_takes_the_fused_attention_kernel(arch, patch_size, size, monkeypatch):
+def test_every_block_calls_fused_attention_without_mask_or_causal_flag(arch, patch_size, size,
+                                                                       monkeypatch):
     # torch's scaled_dot_product_attention picks the flash / memory-efficient kernels on GPUs
     # when it gets no mask and no causal flag; timm's DeiT must call it once per block so.
     calls = []
