@@ -23,6 +23,10 @@ def parse_args():
         help="scale the LR linearly from the config's auto_scale_lr.base_batch_size to this "
         "run's total batch (GPUs x batch x --accumulate)")
     parser.add_argument(
+        '--compile', action='store_true',
+        help='torch.compile the train step (skipped, with the reason logged, where the '
+        'compiler is missing)')
+    parser.add_argument(
         '--accumulate', type=int, metavar='N',
         help='accumulate gradients over N iterations per optimizer step (a batch N times '
         'larger on small GPUs)')
@@ -46,7 +50,7 @@ def main():
     resume = True if args.resume == 'auto' else (args.resume or False)
     prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
                    amp=args.amp, resume=resume, auto_scale_lr=args.auto_scale_lr,
-                   accumulate=args.accumulate)
+                   accumulate=args.accumulate, compile=args.compile)
     check_work_dir(cfg)
     runner = build_runner(cfg)
     try:

@@ -1,10 +1,12 @@
 """Assembling a run from a config: what ``tools/train.py`` and ``tools/test.py`` share."""
 import copy
 import glob
+import importlib.util
 import logging
 import os
 import os.path as osp
 import re
+import shutil
 from typing import Dict, Optional
 
 import torch
@@ -99,7 +101,8 @@ def prepare_config(cfg: Config,
                    resume: bool = False,
                    load_from: Optional[str] = None,
                    auto_scale_lr: bool = False,
-                   accumulate: Optional[int] = None) -> Config:
+                   accumulate: Optional[int] = None,
+                   compile: bool = False) -> Config:
     """Complete a loaded config the way mmseg's tools do, plus medtrans' conventions.
 
     Work dir priority: ``work_dir`` argument > ``cfg.work_dir`` > ``./work_dirs/<config name>``.
@@ -127,6 +130,9 @@ def prepare_config(cfg: Config,
         accumulate (int, optional): Accumulate the gradients of this many iterations per
             optimizer step (``optim_wrapper.accumulative_counts``), for a large batch on small
             GPUs. Defaults to None (the config's own setting).
+        compile (bool): ``torch.compile`` the train step (MMEngine's ``cfg.compile``), unless
+            its compiler is missing (a C++ compiler on CPUs, Triton on GPUs): then the run goes
+            on uncompiled and the log says why. Defaults to False.
 
     Returns:
         Config: ``cfg``.
@@ -150,6 +156,8 @@ def prepare_config(cfg: Config,
         _enable_amp(cfg)
     if accumulate is not None:
         _enable_accumulation(cfg, accumulate)
+    if compile:
+        _enable_compile(cfg)
     if auto_scale_lr:
         if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
             raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config '
@@ -175,6 +183,22 @@ def prepare_config(cfg: Config,
     if use_cpu_distributed(launcher):
         init_cpu_distributed(cfg)
     return cfg
+
+
+def _enable_compile(cfg: Config) -> None:
+    """Set MMEngine's ``cfg.compile`` (its Runner then compiles ``model.train_step``) when the
+    compiler that torch's default backend needs is there; otherwise log why not."""
+    if torch.cuda.is_available():
+        missing = None if importlib.util.find_spec('triton') else 'Triton is not installed'
+    else:
+        missing = (None if any(shutil.which(c) for c in ('c++', 'g++', 'clang++'))
+                   else 'no C++ compiler (c++, g++ or clang++) on PATH')
+    if missing:
+        print_log(f'--compile: skipped, the run goes on uncompiled: {missing}, which '
+                  "torch.compile's default backend needs here.", logger='current',
+                  level=logging.WARNING)
+        return
+    cfg.compile = cfg.get('compile') or True
 
 
 def _enable_accumulation(cfg: Config, counts: int) -> None:

@@ -193,3 +193,38 @@ def test_amp_trains_in_bfloat16_on_the_cpu(tmp_path, monkeypatch):
         cfg = load_config(tiny, {'optim_wrapper.dtype': 'float16'}, data_root=str(data))
         prepare_config(cfg, tiny, work_dir=str(tmp_path / 'work16'), amp=True)
         build_runner(cfg).train()
+
+
+def test_compile_switch_compiles_the_train_step_or_says_why_not(tmp_path, monkeypatch):
+    from medtrans.apis import run as run_module
+    from medtrans.datasets.synthetic import write_synthetic_layout
+    from medtrans.registry import DATASETS
+
+    data = tmp_path / 'aptos'
+    write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(data))
+    tiny = str(REPO / 'tests/data/configs/tiny_cls_deit_aptos2019.py')
+    options = {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 10,
+               'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False}
+    compiled = []
+
+    def spy(fn, **kwargs):  # torch.compile, as MMEngine's Runner calls it
+        compiled.append((fn.__name__, kwargs))
+        return fn
+
+    monkeypatch.setattr(torch, 'compile', spy)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)  # the CPU branch
+    monkeypatch.setattr(run_module.shutil, 'which', lambda name: f'/usr/bin/{name}')
+    cfg = load_config(tiny, options, data_root=str(data))
+    prepare_config(cfg, tiny, work_dir=str(tmp_path / 'a'), compile=True)
+    assert cfg.compile is True
+    build_runner(cfg).train()
+    assert compiled == [('train_step', {})]
+
+    monkeypatch.setattr(run_module.shutil, 'which', lambda name: None)
+    logged = []
+    monkeypatch.setattr(run_module, 'print_log', lambda msg, **kwargs: logged.append(msg))
+    cfg = load_config(tiny, options, data_root=str(data))
+    prepare_config(cfg, tiny, work_dir=str(tmp_path / 'b'), compile=True)
+    assert cfg.get('compile') is None
+    assert any('--compile: skipped' in m and 'no C++ compiler (c++, g++ or clang++) on PATH'
+               in m for m in logged)
