@@ -1,4 +1,5 @@
-# Table 4: capacity, ImageNet initialisation: ResNet-18/50/152 and DeiT-T/S/B x 5 datasets x 5 seeds.
+# Table 4: capacity, ImageNet initialisation: ResNet-18/50/152 and DeiT-T/S/B x 5 datasets
+# x 5 seeds.
 #   python tools/run_study.py configs/studies/table4.py [--dry-run]
 _base_ = ['./_cells.py']
 seeds = [0, 1, 2, 3, 4]

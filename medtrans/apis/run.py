@@ -109,7 +109,8 @@ def prepare_config(cfg: Config,
     The placeholders ``'{work_dir}'`` and ``'{monitor}'`` in the config's strings are replaced by
     the work dir and by ``cfg.monitor`` (the validation metric that picks the best checkpoint
     and drives the plateau schedule), so each is set once.
-    Dataloader workers are capped at the CPU cores available to each process.
+    Dataloader workers are capped at the CPU cores available to each process, and pinned
+    memory is dropped on machines without a GPU.
     ``cfg.tensorboard = True`` adds a TensorBoard backend to the visualizer. On machines without
     CUDA, a distributed launcher starts a gloo group (see :mod:`medtrans.utils.compat`).
 
@@ -174,7 +175,7 @@ def prepare_config(cfg: Config,
         cfg.resume = False
     if load_from is not None:
         cfg.load_from = load_from
-    _fit_workers_to_cores(cfg)
+    _fit_loaders_to_machine(cfg)
     if cfg.get('tensorboard', False):
         backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
         if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
@@ -218,9 +219,10 @@ def _enable_accumulation(cfg: Config, counts: int) -> None:
         scale.base_batch_size = scale.base_batch_size / counts
 
 
-def _fit_workers_to_cores(cfg: Config) -> None:
+def _fit_loaders_to_machine(cfg: Config) -> None:
     """Lower each dataloader's ``num_workers`` to the CPU cores available to each process
-    (the configs name the study's machines' 8; a laptop has fewer), logging the change."""
+    (the configs name the study's machines' 8; a laptop has fewer), logging the change, and
+    drop ``pin_memory`` on machines without a GPU, where it does nothing but warn."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     limit = max(1, (cores or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -229,6 +231,8 @@ def _fit_workers_to_cores(cfg: Config) -> None:
             print_log(f'{name}.num_workers {loader.num_workers} -> {limit}: the CPU cores '
                       'available to each process', logger='current')
             loader.num_workers = limit
+        if loader and loader.get('pin_memory') and not torch.cuda.is_available():
+            loader.pin_memory = False
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:

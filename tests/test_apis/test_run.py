@@ -130,6 +130,17 @@ def test_dataloader_workers_follow_the_cores_of_each_process(tmp_path, monkeypat
     assert (cfg.train_dataloader.num_workers, cfg.val_dataloader.num_workers) == (3, 0)
 
 
+@pytest.mark.parametrize('gpu', [True, False])
+def test_pinned_memory_only_where_there_is_a_gpu(tmp_path, monkeypatch, gpu):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: gpu)
+    for config in (HEADLINE, CLS):
+        cfg = load_config(config)
+        assert cfg.train_dataloader.pin_memory and cfg.test_dataloader.pin_memory
+        prepare_config(cfg, config, work_dir=str(tmp_path))
+        for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            assert cfg[name].pin_memory is gpu
+
+
 CLS = str(REPO / 'configs/classification/deit-s/deit-s_in1k_1xb64_plateau_aptos2019-224.py')
 DINO = str(REPO / 'configs/dino/dino_deit-s_in1k_4xb64_300e_aptos2019-224-96.py')
 

@@ -30,16 +30,20 @@ test_pipeline = [
 # batch size, `auto_scale_lr = dict(enable=True)` scales the LR linearly from 64.
 batch_size = 64
 auto_scale_lr = dict(base_batch_size=64, enable=False)
+# Loaders (docs/configs.md): 8 workers (lowered to the cores each process has), kept alive
+# between epochs; pinned memory for the copy to the GPU (dropped on machines without one).
 train_dataloader = dict(
     batch_size=batch_size,
     num_workers=8,
     persistent_workers=True,
+    pin_memory=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=batch_size,
     num_workers=8,
     persistent_workers=True,
+    pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader

@@ -60,6 +60,7 @@ dino_train_dataloader = dict(
     batch_size=64,
     num_workers=8,
     persistent_workers=True,
+    pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     drop_last=True,
     collate_fn=dict(type='default_collate'))
