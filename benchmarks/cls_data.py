@@ -22,9 +22,10 @@ PyTorch thread, as PyTorch's workers set). The sides alternate image by image on
 the page cache serves both (a warm-up pass over the files reads them first). Every transform is
 timed on its own, so the first one (decoding) is reported apart from the rest.
 
-``--reduce-jpeg-to N`` is a what-if, not the shipped recipe: it sets ``LoadImageStrict``'s
-``reduce_jpeg_to`` (libjpeg's DCT scaling in OpenCV) and has PIL decode in draft mode to the same
-size (``Image.draft('RGB', (N, N))``, the same DCT scaling), so both sides still do the same work.
+Where the recipe sets ``LoadImageStrict``'s ``reduce_jpeg_to`` (libjpeg's DCT scaling in OpenCV;
+the shipped recipe does, to the resize), PIL decodes in draft mode to the same size
+(``Image.draft('RGB', (N, N))``, the same DCT scaling), so both sides still do the same work.
+``--reduce-jpeg-to N`` is a what-if that sets another N on both sides.
 
 Usage: python benchmarks/cls_data.py [--config CFG] [--sizes 1024x768 6000x4000] [--files 4]
     [--images 40] [--quality 90] [--reduce-jpeg-to N]
@@ -262,12 +263,17 @@ def main() -> None:
     np.random.seed(0)
     random.seed(0)
     torch.manual_seed(0)
-    sides = {'medtrans': medtrans_stages(pipeline_cfg, args.reduce_jpeg_to),
-             'torchvision': torchvision_stages(pipeline_cfg, args.reduce_jpeg_to)}
+    shipped = dict(pipeline_cfg[0]).get('reduce_jpeg_to')
+    reduce = shipped if args.reduce_jpeg_to is None else args.reduce_jpeg_to
+    sides = {'medtrans': medtrans_stages(pipeline_cfg, reduce),
+             'torchvision': torchvision_stages(pipeline_cfg, reduce)}
     load = sides['medtrans'][0][1]
-    how = ('as shipped' if args.reduce_jpeg_to is None else
-           f'WHAT-IF: reduce_jpeg_to={args.reduce_jpeg_to} on LoadImageStrict, PIL draft mode '
-           'to the same size; not the shipped recipe')
+    if args.reduce_jpeg_to is not None:
+        how = (f'WHAT-IF: reduce_jpeg_to={args.reduce_jpeg_to} on LoadImageStrict, PIL draft mode '
+               'to the same size; not the shipped recipe')
+    else:
+        how = 'as shipped' + (f': reduce_jpeg_to={shipped}, and PIL draft mode to the same size'
+                              if shipped else '')
     lines = [
         '',
         f'Train pipeline of {osp.relpath(args.config, REPO)} ({how}), one process: OpenCV '

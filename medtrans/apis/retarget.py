@@ -35,8 +35,9 @@ RETARGETS = ('data_root', 'pretrained', 'img_size')
 # Top-level variables that give an input size; the first present is the one --img-size sets
 # (a classification crop, a segmentation crop), the others follow in proportion.
 SIZE_VARIABLES = ('img_size', 'crop_size', 'resize', 'global_crop_size', 'local_crop_size')
-# Keys of the fields that take a size: pipelines (Resize, crops), SegDataPreProcessor, backbones.
-SIZE_KEYS = ('scale', 'crop_size', 'size', 'img_size')
+# Keys of the fields that take a size: pipelines (Resize, crops, reduced JPEG decoding),
+# SegDataPreProcessor, backbones.
+SIZE_KEYS = ('scale', 'crop_size', 'size', 'img_size', 'reduce_jpeg_to')
 # Top-level keys that MMEngine's Runner or medtrans read themselves.
 READ_AT_TOP_LEVEL = ('work_dir', 'load_from', 'resume', 'launcher', 'default_scope', 'log_level',
                      'experiment_name', 'monitor', 'find_unused_parameters')

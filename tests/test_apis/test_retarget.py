@@ -42,9 +42,11 @@ def test_img_size_of_the_segmentation_config(headline):
 def test_img_size_of_classification_scales_the_resize():
     cfg = load_config(str(CLS), img_size=112)
     train, test = cfg.train_dataloader.dataset.pipeline, cfg.test_dataloader.dataset.pipeline
-    # The recipe: resize 256, crop 224; at 112: resize 128, crop 112.
+    # The recipe: resize 256, crop 224; at 112: resize 128, crop 112, and JPEGs decoded at no
+    # less than the resize.
     assert (train[1].scale, train[5].scale) == ((128, 128), 112)
     assert (test[1].scale, test[2].crop_size) == ((128, 128), 112)
+    assert train[0].reduce_jpeg_to == test[0].reduce_jpeg_to == 128
     assert (cfg.img_size, cfg.resize) == (112, (128, 128))
 
 
