@@ -33,6 +33,8 @@ class TimmInceptionV3(TimmBackbone):
         init (str): ``'kaiming'`` or ``'timm'`` (truncated normal, std 0.1).
             Defaults to ``'kaiming'``.
         init_cfg (dict | list[dict], optional): MMEngine initialisation config.
+        channels_last (bool): Weights and inputs in the channels-last (NHWC) layout, which
+            cuDNN's mixed-precision convolutions prefer. Defaults to False.
             Defaults to None.
     """
 
@@ -44,7 +46,9 @@ class TimmInceptionV3(TimmBackbone):
                  out_indices: Union[int, Sequence[int]] = (-1, ),
                  pretrained: Optional[str] = None,
                  init: str = 'kaiming',
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 channels_last: bool = False) -> None:
         super().__init__(
             arch='inception_v3', timm_name='inception_v3', timm_kwargs={}, out_type=out_type,
-            out_indices=out_indices, pretrained=pretrained, init=init, init_cfg=init_cfg)
+            out_indices=out_indices, pretrained=pretrained, init=init, init_cfg=init_cfg,
+            channels_last=channels_last)

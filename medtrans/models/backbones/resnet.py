@@ -36,6 +36,8 @@ class TimmResNet(TimmBackbone):
             (timm's: Kaiming normal fan-out, last BN of each block zero). Defaults to
             ``'kaiming'``.
         init_cfg (dict | list[dict], optional): MMEngine initialisation config.
+        channels_last (bool): Weights and inputs in the channels-last (NHWC) layout, which
+            cuDNN's mixed-precision convolutions prefer. Defaults to False.
             Defaults to None.
     """
 
@@ -47,10 +49,12 @@ class TimmResNet(TimmBackbone):
                  out_indices: Union[int, Sequence[int]] = (-1, ),
                  pretrained: Optional[str] = None,
                  init: str = 'kaiming',
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 channels_last: bool = False) -> None:
         if depth not in _DEPTHS:
             raise ValueError(f'TimmResNet: depth must be one of {sorted(_DEPTHS)}, got {depth!r}')
         super().__init__(
             arch=_DEPTHS[depth], timm_name=_DEPTHS[depth], timm_kwargs={}, out_type=out_type,
-            out_indices=out_indices, pretrained=pretrained, init=init, init_cfg=init_cfg)
+            out_indices=out_indices, pretrained=pretrained, init=init, init_cfg=init_cfg,
+            channels_last=channels_last)
         self.depth = depth

@@ -470,3 +470,23 @@ def test_config_style_classifier_with_multilabel_head_reads_the_embedding():
         embedding = model.backbone.forward_embedding(x)
         torch.testing.assert_close(model.head(model.extract_feat(x)),
                                    model.head.fc(embedding), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize('backbone', [dict(type='TimmResNet', depth=18),
+                                      dict(type='TimmInceptionV3')])
+def test_channels_last_keeps_the_results_and_the_layout(backbone, tmp_path):
+    torch.manual_seed(0)
+    plain = MODELS.build(backbone).eval()
+    path = str(tmp_path / 'weights.safetensors')
+    save_state_dict(plain.inner.state_dict(), path)
+    nhwc = MODELS.build(dict(backbone, channels_last=True, pretrained=path))
+    nhwc.init_weights()  # loads the same weights into the channels-last tensors
+    nhwc.eval()
+    convs = [m.weight for m in nhwc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    x = torch.randn(2, 3, 80, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc.forward_embedding(x), plain.forward_embedding(x),
+                                   atol=1e-4, rtol=1e-4)
+        maps = nhwc(x)
+    assert maps[-1].is_contiguous(memory_format=torch.channels_last)
