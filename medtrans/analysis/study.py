@@ -25,6 +25,7 @@ reports (the config's ``monitor``), the git commit and the package versions. A r
 its test metrics (``metrics/test_latest.json``) exist; a started run resumes from its newest
 checkpoint.
 """
+import functools
 import itertools
 import json
 import os
@@ -34,7 +35,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 
@@ -181,11 +182,13 @@ def run_status(job: Job) -> str:
     return 'todo'
 
 
-def _is_knn(config: str) -> bool:
+@functools.cache
+def _config_facts(config: str) -> Tuple[bool, Optional[str]]:
     """Whether a config is a k-NN evaluation (its test loop is ``KNNTestLoop``: nothing
-    trains)."""
-    test_cfg = Config.fromfile(config).get('test_cfg') or {}
-    return str(test_cfg.get('type', '')).endswith('KNNTestLoop')
+    trains), and its ``monitor``; read once per config (its seeds share it)."""
+    cfg = Config.fromfile(config)
+    test_cfg = cfg.get('test_cfg') or {}
+    return str(test_cfg.get('type', '')).endswith('KNNTestLoop'), cfg.get('monitor')
 
 
 def _best_checkpoint(work_dir: str) -> str:
@@ -235,7 +238,7 @@ def run_commands(job: Job, launcher: str = 'none', gpus: int = 1,
                                stem),
                 f'{python} tools/misc/export_backbone.py {job.work_dir} {job.export}']
     work = f'--work-dir {job.work_dir}'
-    if _is_knn(job.config):
+    if _config_facts(job.config)[0]:
         return [f'{python} tools/knn_eval.py {job.config} {work}']
     # The cells' configs are one-GPU recipes: on more GPUs the batch grows, and the LR with it.
     scale = ' --auto-scale-lr' if gpus > 1 and launcher != 'none' else ''
@@ -256,6 +259,7 @@ def run_commands(job: Job, launcher: str = 'none', gpus: int = 1,
     return [train, test]
 
 
+@functools.cache
 def _git_commit() -> Optional[str]:
     try:
         out = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
@@ -265,6 +269,7 @@ def _git_commit() -> Optional[str]:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
+@functools.cache
 def _versions() -> Dict[str, Optional[str]]:
     from importlib.metadata import PackageNotFoundError, version
     found = {}
@@ -279,7 +284,7 @@ def _versions() -> Dict[str, Optional[str]]:
 def write_run_record(run: StudyRun) -> dict:
     """Write (or update the start time of) a run's ``study_run.json``; returns the record."""
     os.makedirs(run.work_dir, exist_ok=True)
-    record = dict(asdict(run), metric=Config.fromfile(run.config).get('monitor'),
+    record = dict(asdict(run), metric=_config_facts(run.config)[1],
                   git_commit=_git_commit(), versions=_versions(),
                   started=datetime.now().isoformat(timespec='seconds'))
     atomic_write_text(osp.join(run.work_dir, RUN_RECORD), json.dumps(record, indent=1) + '\n')
