@@ -21,8 +21,8 @@ from mmengine.registry import DefaultScope
 
 from medtrans.registry import DATASETS, TRANSFORMS
 
-__all__ = ['check_dataset', 'loading_steps', 'DatasetCheckReport', 'SplitCheck', 'Problem',
-           'GROUP_KEYS']
+__all__ = ['check_dataset', 'loading_steps', 'leaf_dataset_cfgs', 'DatasetCheckReport',
+           'SplitCheck', 'Problem', 'GROUP_KEYS']
 
 #: Data-info keys that name the patient (or lesion, or other group) of a sample, in the order
 #: looked up; samples sharing one must not be in different splits.
@@ -233,12 +233,12 @@ class _SampleChecker:
         return digest, self._check_targets(results)
 
 
-def _leaf_cfgs(dataset_cfg: dict) -> List[dict]:
+def leaf_dataset_cfgs(dataset_cfg: dict) -> List[dict]:
     """The datasets holding a pipeline inside dataset wrappers (Concat, Repeat, ...)."""
     if 'datasets' in dataset_cfg:
-        return [leaf for sub in dataset_cfg['datasets'] for leaf in _leaf_cfgs(sub)]
+        return [leaf for sub in dataset_cfg['datasets'] for leaf in leaf_dataset_cfgs(sub)]
     if 'dataset' in dataset_cfg and 'pipeline' not in dataset_cfg:
-        return _leaf_cfgs(dataset_cfg['dataset'])
+        return leaf_dataset_cfgs(dataset_cfg['dataset'])
     return [dataset_cfg]
 
 
@@ -261,7 +261,7 @@ def _describe(leaf: dict) -> str:
 def _build_parts(split: SplitCheck, dataset_cfg: dict, scope: str) -> List[_Part]:
     """Build a split's datasets; a dataset that cannot be built becomes a problem of the split."""
     parts = []
-    leaves = _leaf_cfgs(dataset_cfg)
+    leaves = leaf_dataset_cfgs(dataset_cfg)
     split.description = ' + '.join(_describe(leaf) for leaf in leaves)
     for leaf in leaves:
         steps = loading_steps(leaf.get('pipeline', []))

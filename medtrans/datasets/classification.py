@@ -65,6 +65,7 @@ from mmpretrain.datasets import BaseDataset
 from medtrans.registry import TRANSFORMS
 
 from .check import GROUP_KEYS
+from .preresize import use_preresized
 from .splits import check_split_file_path, load_or_create_split, split_ids
 
 __all__ = ['BaseClsDataset', 'CsvTable', 'read_csv_table', 'find_missing', 'image_paths',
@@ -325,6 +326,10 @@ class BaseClsDataset(BaseDataset):
         split_fractions (dict[str, float], optional): Split name -> fraction of
             :meth:`load_samples`, summing to 1, in the order splits are filled. None uses
             :attr:`SPLIT_FRACTIONS`, the study's. Defaults to None.
+        preresized (bool | str): Read images from pre-resized copies where a cache has
+            current ones (:mod:`medtrans.datasets.preresize`): True looks for
+            ``<data_root>/.preresized``, a str names another cache folder, False reads the
+            originals. Defaults to True.
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset` (``metainfo``,
             ``indices``, ``serialize_data``, ``lazy_init``, ``max_refetch``, ``ann_file``...).
 
@@ -350,6 +355,7 @@ class BaseClsDataset(BaseDataset):
                  pipeline: Sequence[Union[dict, Callable]] = (),
                  test_mode: bool = False,
                  split_fractions: Optional[Dict[str, float]] = None,
+                 preresized: Union[bool, str] = True,
                  **kwargs) -> None:
         name = type(self).__name__
         if data_root is None:
@@ -372,6 +378,7 @@ class BaseClsDataset(BaseDataset):
         self.split_seed = split_seed
         self.split_file = split_file
         self.split_fractions = fractions
+        self.preresized = preresized
         transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
         super().__init__(
             ann_file=kwargs.pop('ann_file', ''),
@@ -517,7 +524,7 @@ class BaseClsDataset(BaseDataset):
             f'{name} split "{self.split}" ({how}): {len(samples)} samples, '
             f'{len(classes)} classes:\n'
             + summarize_labels(samples, classes, self.MULTI_LABEL))
-        return samples
+        return use_preresized(samples, self.data_root, self.preresized, name)
 
     def get_cat_ids(self, idx: int) -> List[int]:
         """The class indices of a sample: its label, or its positive classes (multi-label).

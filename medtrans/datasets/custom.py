@@ -138,6 +138,8 @@ class CustomClsDataset(BaseClsDataset):
         folders, strays = [], []
         with os.scandir(root) as entries:
             for entry in entries:
+                if entry.name.startswith('.'):
+                    continue  # hidden, e.g. the pre-resized cache (.preresized)
                 if entry.is_dir():
                     folders.append(entry.name)
                 elif entry.name.lower().endswith(self.extensions):

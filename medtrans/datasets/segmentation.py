@@ -5,6 +5,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmseg.datasets import BaseSegDataset
 
+from .preresize import use_preresized
 from .splits import check_split_file_path, load_or_create_split, split_ids
 
 __all__ = ['SplitSegDataset', 'examples']
@@ -53,6 +54,11 @@ class SplitSegDataset(BaseSegDataset):
         lazy_init (bool): Defer reading the folders until first use. Defaults to False.
         max_refetch (int): As in :class:`mmengine.dataset.BaseDataset`. Defaults to 1000.
         ignore_index (int): Label ignored by losses and metrics. Defaults to 255.
+        preresized (bool | str): Read images from pre-resized copies where a cache has
+            current ones (:mod:`medtrans.datasets.preresize`): with their copied masks in
+            training, with the original masks and ``source_shape`` in ``test_mode`` (scored
+            at the original size). True looks for ``<data_root>/.preresized``, a str names
+            another cache folder, False reads the originals. Defaults to True.
     """
 
     #: The split names; ``train`` and ``val`` divide the training set.
@@ -75,7 +81,8 @@ class SplitSegDataset(BaseSegDataset):
                  serialize_data: bool = True,
                  lazy_init: bool = False,
                  max_refetch: int = 1000,
-                 ignore_index: int = 255) -> None:
+                 ignore_index: int = 255,
+                 preresized: Union[bool, str] = True) -> None:
         name = type(self).__name__
         if split not in self.SPLITS:
             raise ValueError(f'{name}: split must be one of {list(self.SPLITS)}, got '
@@ -93,6 +100,7 @@ class SplitSegDataset(BaseSegDataset):
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.split_file = split_file
+        self.preresized = preresized
         img_folder, mask_folder = self.folders(split)
         super().__init__(
             metainfo=metainfo,
@@ -164,4 +172,8 @@ class SplitSegDataset(BaseSegDataset):
                                        if k not in ('id', 'group')}
             info.update(label_map=self.label_map, reduce_zero_label=False, seg_fields=[])
             data_list.append(info)
-        return data_list
+        if self.test_mode:
+            return use_preresized(data_list, self.data_root, self.preresized,
+                                  type(self).__name__, source_shape=True)
+        return use_preresized(data_list, self.data_root, self.preresized, type(self).__name__,
+                              keys=('img_path', 'seg_map_path'))

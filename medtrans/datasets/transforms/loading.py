@@ -13,12 +13,13 @@ from mmcv.transforms import BaseTransform
 
 from medtrans.registry import TRANSFORMS
 
-__all__ = ['LoadImageStrict', 'LoadBinaryMask']
+__all__ = ['LoadImageStrict', 'LoadBinaryMask', 'read_bytes', 'decode_image']
 
 _DECODABLE = 'expected a decodable image (jpg/png)'
 
 
-def _read_bytes(path: str, backend_args: Optional[dict]) -> bytes:
+def read_bytes(path: str, backend_args: Optional[dict] = None) -> bytes:
+    """The bytes of an image file; a missing or empty file is an error naming it."""
     try:
         content = fileio.get(path, backend_args=backend_args)
     except FileNotFoundError as err:
@@ -64,7 +65,7 @@ def _walk_jpeg(content: bytes) -> Tuple[Optional[int], Optional[Tuple[int, int]]
     return -1, size
 
 
-def _decode(path: str, content: bytes, reduce_jpeg_to: Optional[int] = None,
+def decode_image(path: str, content: bytes, reduce_jpeg_to: Optional[int] = None,
             grey: bool = False) -> np.ndarray:
     """Decode image bytes with OpenCV, as stored (any depth and channels, no EXIF rotation).
 
@@ -121,9 +122,15 @@ class LoadImageStrict(BaseTransform):
     ``reduce_jpeg_to`` pixels; ``img_shape`` and ``ori_shape`` are then the reduced size. Other
     formats are decoded at full size. Not for segmentation: masks must match the stored size.
 
+    A sample read from a pre-resized copy (:mod:`medtrans.datasets.preresize`) in a
+    segmentation test carries ``source_shape``, the original's (height, width): it becomes
+    ``ori_shape``, so that predictions are resized back to, and scored at, the original mask's
+    size.
+
     Required Keys:
 
     - img_path
+    - source_shape (optional)
 
     Added Keys:
 
@@ -192,14 +199,14 @@ class LoadImageStrict(BaseTransform):
             dict: ``results`` with ``img``, ``img_shape`` and ``ori_shape``.
         """
         path = results['img_path']
-        content = _read_bytes(path, self.backend_args)
-        img = self._to_8bit_bgr(path, _decode(path, content, self.reduce_jpeg_to,
+        content = read_bytes(path, self.backend_args)
+        img = self._to_8bit_bgr(path, decode_image(path, content, self.reduce_jpeg_to,
                                               grey=self.color_type == 'grayscale'))
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
+        results['ori_shape'] = tuple(results.get('source_shape', img.shape[:2]))
         return results
 
     def __repr__(self) -> str:
@@ -263,7 +270,7 @@ class LoadBinaryMask(BaseTransform):
         if results.get('seg_map_path') is None:
             return results
         path = results['seg_map_path']
-        mask = _decode(path, _read_bytes(path, self.backend_args))
+        mask = decode_image(path, read_bytes(path, self.backend_args))
         if mask.dtype != np.uint8:
             raise ValueError(f'Mask "{path}" holds {mask.dtype} pixels; expected an 8-bit '
                              'mask with values {0, 255} or {0, 1}.')
