@@ -131,7 +131,7 @@ def split_half_ratio(times: Sequence[float], block: int = 2) -> float:
 def comparison_lines(times: Dict[str, List[float]], flops: Dict[str, int],
                      first_loss: Dict[str, float], steps: int, peak: float,
                      gpu: Optional[Tuple[str, Dict[str, float]]],
-                     target: float = 1.05) -> List[str]:
+                     target: float = 1.05, precision: str = 'fp32') -> List[str]:
     """The side-by-side rows of a Runner-vs-plain benchmark, its ratio, noise and sanity check.
 
     Args:
@@ -139,12 +139,14 @@ def comparison_lines(times: Dict[str, List[float]], flops: Dict[str, int],
         flops (dict): FLOPs of one step per side.
         first_loss (dict): Each side's loss at the first step (same weights, batch, seed).
         steps (int): Timed steps per side.
-        peak (float): This machine's fp32 matmul peak, FLOP/s, measured in the same run.
+        peak (float): This machine's matmul peak in ``precision``, FLOP/s, measured in the
+            same run.
         gpu (tuple, optional): :func:`datasheet_peaks` of the device, if listed.
         target (float): The ratio the Runner must stay under. Defaults to 1.05.
+        precision (str): The steps' precision, ``'fp32'`` or ``'bf16'``. Defaults to 'fp32'.
     """
     lines = [f'{"":20}{"min s":>8}{"median s":>10}{"max s":>8}{"GFLOP/step":>12}{"GFLOP/s":>9}'
-             f'{"of fp32 peak":>14}']
+             f'{"of " + precision + " peak":>14}']
     medians = {}
     for side, name in (('Runner', 'MMEngine Runner'), ('plain', 'plain PyTorch')):
         low, med, high = summary(times[side])
@@ -159,7 +161,8 @@ def comparison_lines(times: Dict[str, List[float]], flops: Dict[str, int],
     half_width = (high - low) / 2
     runner_loss, plain_loss = first_loss['Runner'], first_loss['plain']
     return lines + [
-        f'fp32 matmul peak measured in this run (best of 10, 2048^3): {peak / 1e9:.1f} GFLOP/s',
+        f'{precision} matmul peak measured in this run (best of 10, 2048^3): '
+        f'{peak / 1e9:.1f} GFLOP/s',
         f'Runner / plain median step time: {medians["Runner"] / medians["plain"]:.3f} '
         f'(target <= {target:.2f})',
         f'  95% bootstrap interval over the {steps} pairs: {low:.3f} - {high:.3f} '

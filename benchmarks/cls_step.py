@@ -20,7 +20,7 @@ warm-up, FLOP-counted last warm-up step, CUDA-synchronised clocks, bootstrap int
 noise, the fp32 matmul peak measured in the same run); see benchmarks/README.md.
 
 Usage: python benchmarks/cls_step.py [--config CFG] [--batch-size N] [--steps 30] [--warmup 3]
-    [--no-guard]
+    [--no-guard] [--amp] [--compile]
 """
 import argparse
 import math
@@ -32,13 +32,14 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from benchlib import datasheet_peaks, matmul_peak_flops  # noqa: E402
+from benchlib import datasheet_peaks  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from torch import nn  # noqa: E402
 from train_step_overhead import (  # noqa: E402
     Interleaved,
     add_step_args,
     for_benchmark,
+    measured_peak,
     plain_update,
     report,
     train_interleaved,
@@ -167,10 +168,10 @@ def main() -> None:
         # stratified, so a little more for rounding per class).
         total = args.warmup + args.steps
         write_isic2019(data_root, math.ceil((total + 1) * args.batch_size / 0.8 * 1.05) + 16)
-        guard = cfg.optim_wrapper.get('type', 'OptimWrapper') == 'GuardedOptimWrapper'
-        bench = ClsInterleaved(args.warmup, guard, seed=0)
+        guard = cfg.optim_wrapper.get('type', '').startswith('Guarded')
+        bench = ClsInterleaved(args.warmup, guard, seed=0, amp=args.amp, compile=args.compile)
         train_interleaved(cfg, bench)
-    peak = matmul_peak_flops(bench.device)
+    peak = measured_peak(args, bench.device)
     print(report(args, bench, peak, datasheet_peaks(bench.device)))
 
 

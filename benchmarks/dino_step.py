@@ -23,7 +23,6 @@ Usage: python benchmarks/dino_step.py [--config CFG] [--local-crops 6] [--batch-
     [--steps 30] [--warmup 3] [--no-guard]
 """
 import argparse
-import copy
 import math
 import os
 import os.path as osp
@@ -34,11 +33,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from benchlib import (  # noqa: E402
-    comparison_lines,
-    datasheet_peaks,
-    matmul_peak_flops,
-)
+from benchlib import comparison_lines, datasheet_peaks  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from torch import nn  # noqa: E402
@@ -46,7 +41,10 @@ from train_step_overhead import (  # noqa: E402
     Interleaved,
     add_step_args,
     for_benchmark,
+    measured_peak,
     plain_optimizer,
+    precision,
+    setting,
     train_interleaved,
 )
 
@@ -193,8 +191,9 @@ class PlainDINOStep:
 class DINOInterleaved(Interleaved):
     """``train_step_overhead.Interleaved`` with :class:`PlainDINOStep` as the plain side."""
 
-    def __init__(self, warmup: int, guard: bool, seed: int, cfg: Config) -> None:
-        super().__init__(warmup, guard, seed)
+    def __init__(self, warmup: int, guard: bool, seed: int, cfg: Config, amp: bool = False,
+                 compile: bool = False) -> None:
+        super().__init__(warmup, guard, seed, amp=amp, compile=compile)
         self.cfg = cfg
 
     def setup(self, runner) -> None:
@@ -205,7 +204,7 @@ class DINOInterleaved(Interleaved):
                                'steps: an epoch end would fall inside a timed step')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.device = next(model.parameters()).device
-        plain_model = copy.deepcopy(model).train()
+        plain_model = self.copy_model(model)
         optimizer = plain_optimizer(runner.optim_wrapper.optimizer, model, plain_model)
         hook = next(h for h in self.cfg.custom_hooks if h['type'] == 'DINOHook')
         schedules = dino_schedules(self.cfg, iters_per_epoch, runner.max_iters)
@@ -225,11 +224,12 @@ def report(args: argparse.Namespace, cfg: Config, bench: Interleaved, peak: floa
     lines = [
         '',
         f'{osp.relpath(args.config, REPO)}: 2 global crops of {sizes[0]} + {args.local_crops} '
-        f'local crops of {sizes[-1]}, batch {args.batch_size}, fp32, {where}',
+        f'local crops of {sizes[-1]}, batch {args.batch_size}, {setting(bench)}, {where}',
         f'{args.steps} timed steps per side after {args.warmup} warm-up steps, interleaved '
         f'(each side first in every other pair); {guard}',
     ]
-    lines += comparison_lines(bench.times, bench.flops, bench.first_loss, args.steps, peak, gpu)
+    lines += comparison_lines(bench.times, bench.flops, bench.first_loss, args.steps, peak, gpu,
+                              precision=precision(bench))
     return '\n'.join(lines)
 
 
@@ -244,10 +244,11 @@ def main() -> None:
         make_synthetic_isic2018(data_root, num_train=num_train, num_val=0,
                                 size=(IMAGE_SIZE, IMAGE_SIZE), seed=0)
         cfg = bench_config(args, data_root, osp.join(tmp, 'work'))
-        guard = cfg.optim_wrapper.get('type') == 'GuardedOptimWrapper'
-        bench = DINOInterleaved(args.warmup, guard, seed=0, cfg=cfg)
+        guard = cfg.optim_wrapper.get('type', '').startswith('Guarded')
+        bench = DINOInterleaved(args.warmup, guard, seed=0, cfg=cfg, amp=args.amp,
+                                compile=args.compile)
         train_interleaved(cfg, bench)
-    peak = matmul_peak_flops(bench.device)
+    peak = measured_peak(args, bench.device)
     print(report(args, cfg, bench, peak, datasheet_peaks(bench.device)))
 
 

@@ -56,7 +56,7 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from torch import nn  # noqa: E402
 
-from medtrans.apis import build_runner, load_config, prepare_config  # noqa: E402
+from medtrans.apis import build_runner, compile_modules, load_config, prepare_config  # noqa: E402
 from medtrans.datasets.synthetic import make_synthetic_isic2018  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -66,7 +66,7 @@ GUARD_KEYS = ('on_non_finite', 'max_consecutive_skips')
 
 def add_step_args(parser: argparse.ArgumentParser) -> None:
     """The arguments every train-step benchmark takes: ``--steps``, ``--warmup``,
-    ``--no-guard``."""
+    ``--no-guard``, ``--amp``, ``--compile``."""
     parser.add_argument('--steps', type=int, default=30,
                         help='timed steps per side (default: 30)')
     parser.add_argument('--warmup', type=int, default=3,
@@ -74,6 +74,28 @@ def add_step_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-guard', dest='guard', action='store_false',
                         help="train both sides without the NaN guard (the Runner with MMEngine's "
                         'OptimWrapper)')
+    parser.add_argument('--amp', action='store_true',
+                        help="bfloat16 autocast on both sides (the Runner as tools/train.py's "
+                        '--amp sets it); FLOP/s are then shared out of the bf16 matmul peak')
+    parser.add_argument('--compile', action='store_true',
+                        help="torch.compile on both sides: the Runner as tools/train.py's "
+                        "--compile sets it, the plain side's copy of its modules alike")
+
+
+def precision(bench: 'Interleaved') -> str:
+    """How the steps compute, for the reports: ``'fp32'`` or ``'bf16'`` (autocast)."""
+    return 'bf16' if bench.amp else 'fp32'
+
+
+def setting(bench: 'Interleaved') -> str:
+    """The steps' precision and compilation, for a report's header."""
+    return ('bf16 autocast' if bench.amp else 'fp32') + (', compiled' if bench.compile else
+                                                         '')
+
+
+def measured_peak(args: argparse.Namespace, device: torch.device) -> float:
+    """The matmul peak in the steps' precision, measured now (:func:`matmul_peak_flops`)."""
+    return matmul_peak_flops(device, dtype=torch.bfloat16 if args.amp else torch.float32)
 
 
 def parse_args() -> argparse.Namespace:
@@ -117,7 +139,8 @@ def for_benchmark(cfg: Config, args: argparse.Namespace, work_dir: str) -> Confi
         cfg.optim_wrapper.type = 'OptimWrapper'
         for key in GUARD_KEYS:
             cfg.optim_wrapper.pop(key, None)
-    return prepare_config(cfg, args.config, work_dir=work_dir)
+    return prepare_config(cfg, args.config, work_dir=work_dir, amp=args.amp,
+                          compile=args.compile)
 
 
 def bench_config(args: argparse.Namespace, data_root: str, work_dir: str) -> Config:
@@ -227,10 +250,13 @@ class Interleaved:
         seed (int): Seed set before the first step of each side.
     """
 
-    def __init__(self, warmup: int, guard: bool, seed: int) -> None:
+    def __init__(self, warmup: int, guard: bool, seed: int, amp: bool = False,
+                 compile: bool = False) -> None:
         self.warmup = warmup
         self.guard = guard
         self.seed = seed
+        self.amp = amp
+        self.compile = compile
         self.times: Dict[str, List[float]] = {'Runner': [], 'plain': []}
         self.flops: Dict[str, int] = {}
         self.first_loss: Dict[str, float] = {}
@@ -247,9 +273,26 @@ class Interleaved:
                                'timed step; expected more training images')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.device = next(model.parameters()).device
-        plain_model = copy.deepcopy(model).train()
+        plain_model = self.copy_model(model)
         optimizer = plain_optimizer(runner.optim_wrapper.optimizer, model, plain_model)
         self.plain = self.make_plain(plain_model, optimizer)
+
+    def copy_model(self, model: nn.Module) -> nn.Module:
+        """The plain side's copy of the Runner's model, in training mode; with ``compile``
+        its modules compiled in place as the Runner's are (:func:`compile_modules`)."""
+        plain_model = copy.deepcopy(model).train()
+        if self.compile:
+            compile_modules(plain_model)
+        return plain_model
+
+    def _counting(self):
+        """FLOP counting, in eager mode when compiled (a compiled graph hides its operators
+        from the counter; the counted step computes the same)."""
+        stack = contextlib.ExitStack()
+        if self.compile:
+            stack.enter_context(torch.compiler.set_stance('force_eager'))
+        counter = stack.enter_context(flop_counter())
+        return stack, counter
 
     def make_plain(self, model: nn.Module,
                    optimizer: torch.optim.Optimizer) -> Callable[[dict], torch.Tensor]:
@@ -264,15 +307,15 @@ class Interleaved:
         if step == 0:
             torch.manual_seed(self.seed)
         if step == self.warmup - 1:
-            self._counter = flop_counter()
-            self._counter.__enter__()
+            self._counter = self._counting()
         self._start = clock(self.device)
 
     def runner_step_ends(self, step: int, data_batch: dict, outputs: dict) -> None:
         elapsed = clock(self.device) - self._start
         if self._counter is not None:
-            self._counter.__exit__(None, None, None)
-            self.flops['Runner'] = self._counter.get_total_flops()
+            stack, counter = self._counter
+            stack.close()
+            self.flops['Runner'] = counter.get_total_flops()
             self._counter = None
         self._record('Runner', step, elapsed, outputs['loss'])
         if not step % 2:
@@ -282,7 +325,8 @@ class Interleaved:
         if step == 0:
             torch.manual_seed(self.seed)
         counting = step == self.warmup - 1
-        with flop_counter() if counting else contextlib.nullcontext() as counter:
+        stack, counter = self._counting() if counting else (contextlib.ExitStack(), None)
+        with stack, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             start = clock(self.device)
             loss = self.plain(data_batch)
             elapsed = clock(self.device) - start
@@ -324,6 +368,8 @@ def train_interleaved(cfg: Config, bench: Interleaved) -> None:
     """Build the Runner of ``cfg``, put ``bench``'s timing hooks first and last around every
     iteration, and train."""
     runner = build_runner(cfg)
+    # tools/train.py's --compile leaves cfg.compile unset where the compiler is missing.
+    bench.compile = bench.compile and bool(cfg.get('compile'))
     start, end = _IterStart(bench), _IterEnd(bench)
     runner.register_hook(start, priority='HIGHEST')
     runner.register_hook(end, priority='LOWEST')
@@ -346,11 +392,12 @@ def report(args: argparse.Namespace, bench: Interleaved, peak: float,
     lines = [
         '',
         f'{osp.relpath(args.config, REPO)}: {args.size}x{args.size}, batch {args.batch_size}, '
-        f'fp32, {where}',
+        f'{setting(bench)}, {where}',
         f'{args.steps} timed steps per side after {args.warmup} warm-up steps, interleaved '
         f'(each side first in every other pair); {guard}',
     ]
-    lines += comparison_lines(bench.times, bench.flops, bench.first_loss, args.steps, peak, gpu)
+    lines += comparison_lines(bench.times, bench.flops, bench.first_loss, args.steps, peak, gpu,
+                              precision=precision(bench))
     return '\n'.join(lines)
 
 
@@ -366,10 +413,10 @@ def main() -> None:
         make_synthetic_isic2018(data_root, num_train=num_train, num_val=0,
                                 size=(args.size, args.size), seed=0)
         cfg = bench_config(args, data_root, osp.join(tmp, 'work'))
-        guard = cfg.optim_wrapper.get('type', 'OptimWrapper') == 'GuardedOptimWrapper'
-        bench = Interleaved(args.warmup, guard, seed=0)
+        guard = cfg.optim_wrapper.get('type', '').startswith('Guarded')
+        bench = Interleaved(args.warmup, guard, seed=0, amp=args.amp, compile=args.compile)
         train_interleaved(cfg, bench)
-    peak = matmul_peak_flops(bench.device)
+    peak = measured_peak(args, bench.device)
     print(report(args, bench, peak, datasheet_peaks(bench.device)))
 
 

@@ -15,6 +15,7 @@ from .run import (
     build_runner,
     check_work_dir,
     close_distributed,
+    compile_modules,
     enable_mask_export,
     enable_predictions_csv,
     enable_show_dir,
@@ -33,5 +34,5 @@ __all__ = [
     'fill_placeholders', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
     'export_backbone', 'read_only_tested_split', 'retarget', 'retarget_options', 'check_overrides',
     'init_model', 'inference', 'extract_features', 'infer_to_dir', 'sliding_window', 'list_images',
-    'model_inputs'
+    'model_inputs', 'compile_modules'
 ]

@@ -7,7 +7,7 @@ import os
 import os.path as osp
 import re
 import shutil
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -22,7 +22,8 @@ from medtrans.setup_env import register_all_modules
 from medtrans.utils import export_local_rank, init_cpu_distributed, use_cpu_distributed
 
 __all__ = [
-    'prepare_config', 'build_runner', 'fill_work_dir', 'fill_placeholders', 'enable_show_dir',
+    'prepare_config', 'build_runner', 'compile_modules', 'fill_work_dir', 'fill_placeholders',
+    'enable_show_dir',
     'close_distributed', 'check_work_dir', 'final_metrics_summary', 'latest_checkpoint',
     'enable_predictions_csv'
 ]
@@ -131,9 +132,10 @@ def prepare_config(cfg: Config,
         accumulate (int, optional): Accumulate the gradients of this many iterations per
             optimizer step (``optim_wrapper.accumulative_counts``), for a large batch on small
             GPUs. Defaults to None (the config's own setting).
-        compile (bool): ``torch.compile`` the train step (MMEngine's ``cfg.compile``), unless
-            its compiler is missing (a C++ compiler on CPUs, Triton on GPUs): then the run goes
-            on uncompiled and the log says why. Defaults to False.
+        compile (bool): Set ``cfg.compile``: ``torch.compile`` the model's modules (see
+            :func:`build_runner`), unless the compiler is missing (a C++ compiler on CPUs,
+            Triton on GPUs): then the run goes on uncompiled and the log says why.
+            Defaults to False.
 
     Returns:
         Config: ``cfg``.
@@ -187,7 +189,7 @@ def prepare_config(cfg: Config,
 
 
 def _enable_compile(cfg: Config) -> None:
-    """Set MMEngine's ``cfg.compile`` (its Runner then compiles ``model.train_step``) when the
+    """Set ``cfg.compile`` (:func:`build_runner` then compiles the model's modules) when the
     compiler that torch's default backend needs is there; otherwise log why not."""
     if torch.cuda.is_available():
         missing = None if importlib.util.find_spec('triton') else 'Triton is not installed'
@@ -309,6 +311,12 @@ def build_runner(cfg: Config) -> Runner:
     * A run that resumes from a checkpoint skips weight initialisation: the checkpoint
       overwrites every weight, so ImageNet files named by ``pretrained`` are never read (and
       may have moved since the run started).
+    * ``cfg.compile`` (True, or ``torch.compile`` keyword arguments) compiles the model's
+      modules in place (:func:`compile_modules`) instead of MMEngine's whole
+      ``model.train_step``. Compiled whole, the step takes in the optimizer wrapper, whose
+      iteration counter and learning rate are Python numbers that dynamo guards on: it
+      recompiled at every iteration of a warm-up (measured with ``TORCH_LOGS=recompiles``)
+      until its cache limit, then ran eager.
     """
     register_all_modules(init_default_scope=False)
     deterministic = cfg.get('randomness', {}).get('deterministic', False)
@@ -330,7 +338,36 @@ def build_runner(cfg: Config) -> Runner:
         torch.use_deterministic_algorithms(True, warn_only=True)
     if cfg.get('resume', False) and cfg.get('load_from'):
         _skip_weight_init(runner.model, cfg.load_from)
+    compile_cfg = cfg.get('compile')
+    if compile_cfg:
+        runner.cfg.compile = None  # MMEngine's train() would compile the whole train_step
+        names = compile_modules(runner.model, {} if compile_cfg is True else dict(compile_cfg))
+        runner.logger.info(f'torch.compile: the modules {", ".join(names)} are compiled in '
+                           'place; the first iterations will be slow.')
     return runner
+
+
+def compile_modules(model: torch.nn.Module, options: Optional[dict] = None) -> List[str]:
+    """``torch.compile`` a model's top-level modules in place (``nn.Module.compile``).
+
+    The backbone, neck and heads are compiled; the data preprocessor (lists of images of any
+    size), the loss bookkeeping and the optimizer step stay eager. Parameter names, and so
+    checkpoints, do not change.
+
+    Args:
+        model (nn.Module): The model, or a wrapper (DDP) around it.
+        options (dict, optional): Keyword arguments of ``torch.compile``. Defaults to None.
+
+    Returns:
+        list[str]: The names of the compiled modules.
+    """
+    model = model.module if is_model_wrapper(model) else model
+    names = []
+    for name, child in model.named_children():
+        if name != 'data_preprocessor':
+            child.compile(**(options or {}))
+            names.append(name)
+    return names
 
 
 def _skip_weight_init(model: torch.nn.Module, checkpoint: str) -> None:

@@ -206,7 +206,7 @@ def test_amp_trains_in_bfloat16_on_the_cpu(tmp_path, monkeypatch):
         build_runner(cfg).train()
 
 
-def test_compile_switch_compiles_the_train_step_or_says_why_not(tmp_path, monkeypatch):
+def test_compile_switch_compiles_the_modules_or_says_why_not(tmp_path, monkeypatch):
     from medtrans.apis import run as run_module
     from medtrans.datasets.synthetic import write_synthetic_layout
     from medtrans.registry import DATASETS
@@ -218,8 +218,8 @@ def test_compile_switch_compiles_the_train_step_or_says_why_not(tmp_path, monkey
                'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False}
     compiled = []
 
-    def spy(fn, **kwargs):  # torch.compile, as MMEngine's Runner calls it
-        compiled.append((fn.__name__, kwargs))
+    def spy(fn, **kwargs):  # torch.compile, as nn.Module.compile and MMEngine's Runner call it
+        compiled.append((getattr(fn, '__self__', None), fn.__name__, kwargs))
         return fn
 
     monkeypatch.setattr(torch, 'compile', spy)
@@ -228,8 +228,13 @@ def test_compile_switch_compiles_the_train_step_or_says_why_not(tmp_path, monkey
     cfg = load_config(tiny, options, data_root=str(data))
     prepare_config(cfg, tiny, work_dir=str(tmp_path / 'a'), compile=True)
     assert cfg.compile is True
-    build_runner(cfg).train()
-    assert compiled == [('train_step', {})]
+    runner = build_runner(cfg)
+    model = runner.model
+    keys = list(model.state_dict())
+    runner.train()
+    # The backbone and head, each once, in place; not MMEngine's whole train_step.
+    assert compiled == [(model.backbone, '_call_impl', {}), (model.head, '_call_impl', {})]
+    assert list(model.state_dict()) == keys
 
     monkeypatch.setattr(run_module.shutil, 'which', lambda name: None)
     logged = []
