@@ -6,9 +6,11 @@
 lr = 1e-4
 val_interval = 500
 # A NaN/inf loss or gradient stops the run before it reaches the weights ('skip' to go on).
+# fused=True: PyTorch's one-kernel Adam, on GPUs and CPUs (on this project's CPUs 8x faster
+# than the default per-parameter loop for DeiT-S; docs/configs.md).
 optim_wrapper = dict(
     type='GuardedOptimWrapper', on_non_finite='raise',
-    optimizer=dict(type='Adam', lr=lr, weight_decay=0.0))
+    optimizer=dict(type='Adam', lr=lr, weight_decay=0.0, fused=True))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1000),
     dict(

@@ -17,7 +17,7 @@ weight_decay_end = 1e-4
 optim_wrapper = dict(
     type='GuardedOptimWrapper',
     on_non_finite='raise',
-    optimizer=dict(type='AdamW', lr=lr, weight_decay=weight_decay),
+    optimizer=dict(type='AdamW', lr=lr, weight_decay=weight_decay, fused=True),
     paramwise_cfg=dict(flat_decay_mult=0.0))
 param_scheduler = [
     # MMEngine's LinearLR cannot start at exactly 0 (DINO's warm-up start).
