@@ -131,7 +131,8 @@ def split_half_ratio(times: Sequence[float], block: int = 2) -> float:
 def comparison_lines(times: Dict[str, List[float]], flops: Dict[str, int],
                      first_loss: Dict[str, float], steps: int, peak: float,
                      gpu: Optional[Tuple[str, Dict[str, float]]],
-                     target: float = 1.05, precision: str = 'fp32') -> List[str]:
+                     target: float = 1.05, precision: str = 'fp32',
+                     batch: Optional[int] = None) -> List[str]:
     """The side-by-side rows of a Runner-vs-plain benchmark, its ratio, noise and sanity check.
 
     Args:
@@ -144,15 +145,17 @@ def comparison_lines(times: Dict[str, List[float]], flops: Dict[str, int],
         gpu (tuple, optional): :func:`datasheet_peaks` of the device, if listed.
         target (float): The ratio the Runner must stay under. Defaults to 1.05.
         precision (str): The steps' precision, ``'fp32'`` or ``'bf16'``. Defaults to 'fp32'.
+        batch (int, optional): Images per step; adds an images/s column. Defaults to None.
     """
     lines = [f'{"":20}{"min s":>8}{"median s":>10}{"max s":>8}{"GFLOP/step":>12}{"GFLOP/s":>9}'
-             f'{"of " + precision + " peak":>14}']
+             f'{"of " + precision + " peak":>14}' + (f'{"img/s":>9}' if batch else '')]
     medians = {}
     for side, name in (('Runner', 'MMEngine Runner'), ('plain', 'plain PyTorch')):
         low, med, high = summary(times[side])
         medians[side] = med
         lines.append(f'{name:20}{low:8.3f}{med:10.3f}{high:8.3f}{flops[side] / 1e9:12.2f}'
-                     f'{flops[side] / med / 1e9:9.1f}{flops[side] / med / peak:14.1%}')
+                     f'{flops[side] / med / 1e9:9.1f}{flops[side] / med / peak:14.1%}'
+                     + (f'{batch / med:9.1f}' if batch else ''))
         if gpu is not None:
             shares = ', '.join(f'{flops[side] / med / value:.1%} of {precision}'
                                for precision, value in gpu[1].items())

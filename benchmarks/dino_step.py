@@ -229,7 +229,7 @@ def report(args: argparse.Namespace, cfg: Config, bench: Interleaved, peak: floa
         f'(each side first in every other pair); {guard}',
     ]
     lines += comparison_lines(bench.times, bench.flops, bench.first_loss, args.steps, peak, gpu,
-                              precision=precision(bench))
+                              precision=precision(bench), batch=args.batch_size)
     return '\n'.join(lines)
 
 

@@ -397,7 +397,7 @@ def report(args: argparse.Namespace, bench: Interleaved, peak: float,
         f'(each side first in every other pair); {guard}',
     ]
     lines += comparison_lines(bench.times, bench.flops, bench.first_loss, args.steps, peak, gpu,
-                              precision=precision(bench))
+                              precision=precision(bench), batch=args.batch_size)
     return '\n'.join(lines)
 
 
