@@ -13,6 +13,8 @@
 set -euo pipefail
 
 PYTHON=${PYTHON:-python}
+# A relative path made absolute before the cd below (not resolved: a venv's python is a link).
+[[ "$PYTHON" == */* ]] && PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"
 STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-5}
 CLS_BATCH=${CLS_BATCH:-256}
