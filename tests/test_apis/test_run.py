@@ -206,6 +206,50 @@ def test_amp_trains_in_bfloat16_on_the_cpu(tmp_path, monkeypatch):
         build_runner(cfg).train()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not any(__import__('shutil').which(c) for c in ('c++', 'g++', 'clang++')),
+                    reason='torch.compile needs a C++ compiler on CPUs')
+def test_compiled_training_matches_eager(tmp_path):
+    """Two real compiled iterations (inductor, on CPU) end with the eager run's weights.
+
+    Plain SGD at a constant LR: the weights move by the gradients themselves (Adam would scale
+    the rounding noise of near-zero gradients up to steps of the LR)."""
+    from mmengine.hooks import Hook
+
+    from medtrans.datasets.synthetic import write_synthetic_layout
+    from medtrans.registry import DATASETS
+
+    data = tmp_path / 'aptos'
+    write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(data))
+    tiny = str(REPO / 'tests/data/configs/tiny_cls_deit_aptos2019.py')
+    options = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 10,
+               'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
+               'optim_wrapper.optimizer': dict(type='SGD', lr=0.5, weight_decay=0.0,
+                                               fused=False),
+               'param_scheduler': []}
+    weights = {}
+    for compiled in (False, True):
+        cfg = load_config(tiny, options, data_root=str(data))
+        prepare_config(cfg, tiny, work_dir=str(tmp_path / str(compiled)), compile=compiled)
+        cfg.randomness = dict(seed=0)
+        runner = build_runner(cfg)
+        initial = {}
+
+        class Initial(Hook):
+            def before_train(self, runner):  # after the weights' initialisation
+                initial.update((k, v.detach().clone())
+                               for k, v in runner.model.state_dict().items())
+
+        runner.register_hook(Initial())
+        runner.train()
+        weights[compiled] = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+    assert weights[True].keys() == weights[False].keys() == initial.keys()
+    moved = max((weights[False][k] - v).abs().max().item() for k, v in initial.items())
+    assert moved > 1e-3
+    for key, value in weights[False].items():
+        torch.testing.assert_close(weights[True][key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
 def test_compile_switch_compiles_the_modules_or_says_why_not(tmp_path, monkeypatch):
     from medtrans.apis import run as run_module
     from medtrans.datasets.synthetic import write_synthetic_layout
