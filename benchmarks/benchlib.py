@@ -157,8 +157,8 @@ def comparison_lines(times: Dict[str, List[float]], flops: Dict[str, int],
                      f'{flops[side] / med / 1e9:9.1f}{flops[side] / med / peak:14.1%}'
                      + (f'{batch / med:9.1f}' if batch else ''))
         if gpu is not None:
-            shares = ', '.join(f'{flops[side] / med / value:.1%} of {precision}'
-                               for precision, value in gpu[1].items())
+            shares = ', '.join(f'{flops[side] / med / value:.1%} of {kind}'
+                               for kind, value in gpu[1].items())
             lines.append(f'{"":20}datasheet dense peaks of {gpu[0]}: {shares}')
     low, high = median_ratio_interval(times['Runner'], times['plain'])
     half_width = (high - low) / 2

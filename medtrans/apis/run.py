@@ -312,7 +312,7 @@ def build_runner(cfg: Config) -> Runner:
       overwrites every weight, so ImageNet files named by ``pretrained`` are never read (and
       may have moved since the run started).
     * ``cfg.compile`` (True, or ``torch.compile`` keyword arguments) compiles the model's
-      modules in place (:func:`compile_modules`) instead of MMEngine's whole
+      networks in place (:func:`compile_modules`) instead of MMEngine's whole
       ``model.train_step``. Compiled whole, the step takes in the optimizer wrapper, whose
       iteration counter and learning rate are Python numbers that dynamo guards on: it
       recompiled at every iteration of a warm-up (measured with ``TORCH_LOGS=recompiles``)
@@ -339,35 +339,50 @@ def build_runner(cfg: Config) -> Runner:
     if cfg.get('resume', False) and cfg.get('load_from'):
         _skip_weight_init(runner.model, cfg.load_from)
     compile_cfg = cfg.get('compile')
-    if compile_cfg:
+    if compile_cfg is True or isinstance(compile_cfg, dict):  # as MMEngine reads it
         runner.cfg.compile = None  # MMEngine's train() would compile the whole train_step
         names = compile_modules(runner.model, {} if compile_cfg is True else dict(compile_cfg))
-        runner.logger.info(f'torch.compile: the modules {", ".join(names)} are compiled in '
-                           'place; the first iterations will be slow.')
+        runner.logger.info(f'torch.compile: {", ".join(names)} compiled in place; the first '
+                           'iterations will be slow.')
     return runner
 
 
 def compile_modules(model: torch.nn.Module, options: Optional[dict] = None) -> List[str]:
-    """``torch.compile`` a model's top-level modules in place (``nn.Module.compile``).
+    """``torch.compile`` the networks of a model in place: their ``forward`` and, on medtrans
+    backbones, ``forward_embedding`` (what DINO and k-NN call).
 
-    The backbone, neck and heads are compiled; the data preprocessor (lists of images of any
-    size), the loss bookkeeping and the optimizer step stay eager. Parameter names, and so
-    checkpoints, do not change.
+    The model's top-level modules are compiled, inside ``ModuleDict`` / ``ModuleList``
+    containers (DINO's teacher) too; the data preprocessor (lists of images of any size) and
+    losses (``loss*`` modules; DINO's all-reduces its centre) stay eager, and so do the loss
+    bookkeeping and the optimizer step. Methods are compiled rather than ``__call__``
+    (``nn.Module.compile``) because mmseg's heads call ``self.forward`` directly. Parameter
+    names, and so checkpoints, do not change; a deep copy of a compiled module still calls the
+    original's methods (compile the copy again, as ``benchmarks/`` does).
 
     Args:
         model (nn.Module): The model, or a wrapper (DDP) around it.
         options (dict, optional): Keyword arguments of ``torch.compile``. Defaults to None.
 
     Returns:
-        list[str]: The names of the compiled modules.
+        list[str]: The compiled methods, e.g. ``'backbone.forward'``.
     """
     model = model.module if is_model_wrapper(model) else model
-    names = []
+    compiled = []
+
+    def visit(name: str, module: torch.nn.Module) -> None:
+        if isinstance(module, (torch.nn.ModuleDict, torch.nn.ModuleList)):
+            for child_name, child in module.named_children():
+                visit(f'{name}.{child_name}', child)
+            return
+        for method in ('forward', 'forward_embedding'):
+            if callable(getattr(module, method, None)):
+                setattr(module, method, torch.compile(getattr(module, method), **(options or {})))
+                compiled.append(f'{name}.{method}')
+
     for name, child in model.named_children():
-        if name != 'data_preprocessor':
-            child.compile(**(options or {}))
-            names.append(name)
-    return names
+        if name != 'data_preprocessor' and not name.startswith('loss'):
+            visit(name, child)
+    return compiled
 
 
 def _skip_weight_init(model: torch.nn.Module, checkpoint: str) -> None:

@@ -21,6 +21,8 @@ from mmengine.registry import DefaultScope
 
 from medtrans.registry import DATASETS, TRANSFORMS
 
+from .preresize import reads_preresized
+
 __all__ = ['check_dataset', 'loading_steps', 'leaf_dataset_cfgs', 'DatasetCheckReport',
            'SplitCheck', 'Problem', 'GROUP_KEYS']
 
@@ -275,6 +277,10 @@ def _build_parts(split: SplitCheck, dataset_cfg: dict, scope: str) -> List[_Part
             continue
         try:
             with DefaultScope.overwrite_default_scope(scope):
+                kind = built['type'] if isinstance(built['type'], type) else DATASETS.get(
+                    built['type'])
+                if kind is not None and reads_preresized(kind):
+                    built['preresized'] = False  # the originals are what is checked
                 dataset = DATASETS.build(built)
             dataset.full_init()
             classes = dataset.metainfo.get('classes')
@@ -384,7 +390,9 @@ def check_dataset(cfg: Config,
     wrappers such as ``ConcatDataset``) and every sample is loaded with the loading steps of its
     pipeline (:func:`loading_steps`, e.g. ``LoadImageStrict`` and ``LoadBinaryMask``), which
     check the files; the resulting mask must also have its image's size and label values in
-    ``0..num_classes-1`` or ``ignore_index``. A dataset that cannot be built (missing data root,
+    ``0..num_classes-1`` or ``ignore_index``. The originals are checked, not pre-resized copies
+    (datasets that read them are built with ``preresized=False``). A dataset that cannot be
+    built (missing data root,
     image without mask, ...) is a problem of its split. A split whose samples and loading steps
     are those of an earlier split (e.g. a config that tests on its val set) is not scanned again
     nor compared with that split.

@@ -12,7 +12,9 @@ is ``S``:
   antialiased as a resize gets), masks by nearest neighbour (their values stay 0/1 or 0/255);
 * a copy keeps its source's format: a JPEG is written as a JPEG of quality ``jpeg_quality``
   (default 95), a PNG losslessly (8 or 16 bits, channels as stored);
-* files whose shorter side is at most ``S`` get no copy: the original is read.
+* files whose shorter side is at most ``S`` get no copy: the original is read;
+* only JPEG and PNG images and PNG masks under ``data_root`` are copied; other files (DICOM,
+  HDF5, JPEG masks, files elsewhere) are always read as they are.
 
 The copies go to a cache folder (``<data_root>/.preresized/`` by default) mirroring the paths
 under ``data_root``, with ``manifest.json``: per source file its size in bytes, modification
@@ -26,14 +28,25 @@ The datasets read the cache when it is there (:func:`use_preresized`, called by
 :class:`~medtrans.datasets.segmentation.SplitSegDataset`; their ``preresized`` argument turns it
 off or names another folder). A sample reads its copy only if its sources' byte counts and
 modification times still match the manifest; other samples read their originals, and a warning
-names them and the command that rebuilds the cache. Scoring stays at the original size: in a
-segmentation test (``test_mode``) the image comes from the cache but the mask is the original,
-and the sample's ``source_shape`` (the original's size) becomes ``ori_shape``, to which the
-prediction is resized back. Training masks are read from the cache with their images.
+names them and the command that rebuilds the cache. A sample keeps its ``img_path`` and
+``seg_map_path`` (the originals: sample ids, prediction files, overlays and messages name
+them); the copy to read is in ``img_cache_path`` / ``seg_map_cache_path``, which
+:class:`~medtrans.datasets.transforms.LoadImageStrict` and
+:class:`~medtrans.datasets.transforms.LoadBinaryMask` prefer (other loaders read the originals).
+Scoring stays at the original size: in a segmentation test (``test_mode``) the image comes
+from the cache but the mask is the original, and the sample's ``source_shape`` (the original's
+size) becomes ``ori_shape``, to which the prediction is resized back. Training masks are read
+from the cache with their images.
+
+A copy is trusted while its source keeps the recorded byte count and modification time. A new
+version of a file that keeps both (``cp -p`` or ``rsync -t`` of a same-size file) goes
+unnoticed, by the datasets and by the converter alike: delete the cache folder after such a
+copy.
 
 Written here because neither MMEngine, MMCV, mmpretrain nor mmseg caches resized images.
 """
 import hashlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -49,8 +62,8 @@ from medtrans.fileio import atomic_write_bytes, atomic_write_text
 
 from .transforms.loading import decode_image, read_bytes
 
-__all__ = ['DEFAULT_FOLDER', 'MANIFEST', 'preresized_shape', 'build_cache', 'use_preresized',
-           'PreresizedCache']
+__all__ = ['DEFAULT_FOLDER', 'MANIFEST', 'CACHE_KEYS', 'preresized_shape', 'build_cache',
+           'use_preresized', 'reads_preresized', 'PreresizedCache']
 
 #: The cache folder under ``data_root`` that datasets look for.
 DEFAULT_FOLDER = '.preresized'
@@ -58,6 +71,10 @@ DEFAULT_FOLDER = '.preresized'
 MANIFEST = 'manifest.json'
 _FORMAT = 'medtrans-preresized-1'
 _KINDS = {'image': cv2.INTER_AREA, 'mask': cv2.INTER_NEAREST}
+#: The formats copied, by kind: masks only lossless ones.
+_FORMATS = {'image': ('.jpg', '.jpeg', '.png'), 'mask': ('.png', )}
+#: The data-info key of each path key's copy.
+CACHE_KEYS = {'img_path': 'img_cache_path', 'seg_map_path': 'seg_map_cache_path'}
 _REBUILD = 'python tools/dataset_converters/preresize.py CONFIG --short-side {}'
 
 
@@ -78,9 +95,16 @@ def preresized_shape(shape: Sequence[int], short_side: int) -> Optional[Tuple[in
     return max(1, round(height * scale)), short_side
 
 
-def _source_key(path: str, data_root: str) -> Optional[str]:
+def reads_preresized(dataset_type: type) -> bool:
+    """Whether a dataset class takes the ``preresized`` argument (reads pre-resized copies)."""
+    return 'preresized' in inspect.signature(dataset_type.__init__).parameters
+
+
+def _source_key(path: str, data_root: str, kind: str) -> Optional[str]:
     """The manifest key of a file: its path under ``data_root`` ('/'-separated), or None when
-    it lies outside."""
+    it is not copied (outside ``data_root``, or not a format copied for its kind)."""
+    if not path.lower().endswith(_FORMATS[kind]):
+        return None
     rel = osp.relpath(osp.abspath(path), osp.abspath(data_root))
     if rel == '..' or rel.startswith('..' + os.sep) or osp.isabs(rel):
         return None
@@ -112,7 +136,7 @@ def _convert(task: tuple) -> Tuple[str, dict]:
         return key, entry
     resized = cv2.resize(img, target[::-1], interpolation=_KINDS[kind])
     ext = osp.splitext(dst)[1].lower()
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in ('.jpg', '.jpeg') else []
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext != '.png' else []
     ok, encoded = cv2.imencode(ext, resized, params)
     if not ok:
         raise ValueError(f'"{src}": OpenCV could not encode its resized copy as {ext}.')
@@ -167,8 +191,8 @@ def build_cache(data_root: str,
 
     Returns:
         Counter: Files by outcome: ``'copied'`` (a copy written), ``'small'`` (no copy needed),
-        ``'up to date'``, ``'touched'`` (same content, new time recorded) and ``'outside'``
-        (not under ``data_root``: not cached).
+        ``'up to date'``, ``'touched'`` (same content, new time recorded) and ``'not copied'``
+        (outside ``data_root`` or another format: always read as they are).
 
     Raises:
         ValueError: Bad arguments, an unknown kind, a source that does not decode (named), a
@@ -188,9 +212,9 @@ def build_cache(data_root: str,
     for path, kind in sources:
         if kind not in _KINDS:
             raise ValueError(f'"{path}": kind must be one of {list(_KINDS)}, got {kind!r}.')
-        key = _source_key(path, data_root)
+        key = _source_key(path, data_root, kind)
         if key is None:
-            outcome['outside'] += 1
+            outcome['not copied'] += 1
             continue
         if key in seen:
             continue
@@ -225,7 +249,9 @@ def build_cache(data_root: str,
         f'(shorter side {short_side})' + ('' if keep_old or old is None else
                                           '; the settings changed, so every file is rebuilt'))
     start = time.perf_counter()
-    pool = multiprocessing.get_context('fork').Pool(workers) if workers > 0 and tasks else None
+    # One OpenCV thread per worker process: the processes are the parallelism.
+    pool = (multiprocessing.get_context('fork').Pool(workers, cv2.setNumThreads, (1, ))
+            if workers > 0 and tasks else None)
     try:
         results = pool.imap_unordered(_convert, tasks, chunksize=4) if pool else map(
             _convert, tasks)
@@ -241,8 +267,9 @@ def build_cache(data_root: str,
             pool.terminate()
         save()
     for image, mask in pairs:
-        shapes = [files.get(_source_key(p, data_root), {}).get('shape') for p in (image, mask)]
-        if shapes[0] != shapes[1]:
+        keys = _source_key(image, data_root, 'image'), _source_key(mask, data_root, 'mask')
+        shapes = [files.get(key, {}).get('shape') for key in keys]
+        if None not in keys and shapes[0] != shapes[1]:
             raise ValueError(f'Mask "{mask}" is {shapes[1]} (HxW) but its image "{image}" is '
                              f'{shapes[0]}; expected the same size, so that their copies match.')
     return outcome
@@ -272,21 +299,21 @@ class PreresizedCache:
         self.short_side = manifest['short_side']
         self.files = manifest['files']
 
-    def copy_of(self, path: str) -> Optional[Tuple[str, Optional[Tuple[int, int]]]]:
-        """Where to read ``path`` from, if the manifest knows its current version.
+    def copy_of(self, path: str,
+                kind: str) -> Optional[Tuple[Optional[str], Optional[Tuple[int, int]]]]:
+        """The copy of ``path`` (a file of ``kind``), if the manifest knows its current version.
 
         Returns:
             tuple | None: (the copy's path, the original's (height, width)) for a copied file,
-            (``path``, None) for one too small to be copied, None for a file that is not in
-            the manifest, has changed since, or whose copy is missing.
+            (None, None) for one too small to be copied, None for a file that is not in the
+            manifest, has changed since, or whose copy is missing.
         """
-        key = _source_key(path, self.data_root)
-        entry = self.files.get(key) if key is not None else None
+        entry = self.files.get(_source_key(path, self.data_root, kind))
         if entry is None or _stat(path) != (entry['bytes'], entry['mtime_ns']):
             return None
         if entry['copy_bytes'] is None:
-            return path, None
-        copy = osp.join(self.folder, key)
+            return None, None
+        copy = osp.join(self.folder, _source_key(path, self.data_root, kind))
         stat = _stat(copy)
         if stat is None or stat[0] != entry['copy_bytes']:
             return None
@@ -299,12 +326,13 @@ def use_preresized(data_list: List[dict],
                    owner: str,
                    keys: Sequence[str] = ('img_path', ),
                    source_shape: bool = False) -> List[dict]:
-    """Point a dataset's samples at their pre-resized copies, where a cache has them.
+    """Give a dataset's samples the paths of their pre-resized copies, where a cache has them.
 
-    A sample is switched only when every one of its ``keys`` has a current entry (so an image
-    and its mask move together); samples without those keys (e.g. DICOM or HDF5 samples) are
-    left alone. Switched and unswitched samples are logged; samples whose files changed since
-    the cache was built, or that it lacks, are named in a warning.
+    A sample gets copies only when every one of its ``keys`` has a current entry (so an image
+    and its mask move together): the copy of ``key`` goes to ``CACHE_KEYS[key]``, and
+    ``key`` keeps the original. Samples whose files the cache never copies (other formats,
+    outside ``data_root``, no such key) are left alone; samples whose files changed since the
+    cache was built, or that it lacks, are counted in a warning that names one.
 
     Args:
         data_list (list[dict]): The samples; changed in place.
@@ -312,10 +340,11 @@ def use_preresized(data_list: List[dict],
         preresized (bool | str): True: the default folder (``<data_root>/.preresized``) if it
             has a manifest; False: none; a str: that folder, which must have one.
         owner (str): The dataset's name, for the log.
-        keys (Sequence[str]): The path keys to switch. Defaults to ``('img_path',)``.
+        keys (Sequence[str]): Path keys of :data:`CACHE_KEYS`, the first an image's, the others
+            masks'. Defaults to ``('img_path',)``.
         source_shape (bool): Also record the original's (height, width) as ``source_shape``
-            on samples whose image is a copy (segmentation tests, scored at the original
-            size). Defaults to False.
+            on samples whose image is read from a copy (segmentation tests, scored at the
+            original size). Defaults to False.
 
     Returns:
         list[dict]: ``data_list``.
@@ -332,22 +361,27 @@ def use_preresized(data_list: List[dict],
         raise ValueError(f'{owner}: preresized must be True, False or a cache folder, got '
                          f'{preresized!r}.')
     cache = PreresizedCache(folder, data_root)
-    stale, switched, candidates = [], 0, 0
+    kinds = ['image'] + ['mask'] * (len(keys) - 1)
+    stale, copied, candidates = [], 0, 0
     for info in data_list:
-        if not all(info.get(k) for k in keys):
+        paths = [info.get(key) for key in keys]
+        if not all(p and _source_key(p, data_root, kind) for p, kind in zip(paths, kinds)):
             continue
         candidates += 1
-        found = [cache.copy_of(info[k]) for k in keys]
-        if any(f is None for f in found):
-            stale.append(next(info[k] for k, f in zip(keys, found) if f is None))
+        found = [cache.copy_of(p, kind) for p, kind in zip(paths, kinds)]
+        if None in found:
+            stale.append(paths[found.index(None)])
             continue
-        for key, (path, shape) in zip(keys, found):
-            info[key] = path
-            if key == keys[0] and shape is not None and source_shape:
+        for key, (copy, _) in zip(keys, found):
+            if copy is not None:
+                info[CACHE_KEYS[key]] = copy
+        copy, shape = found[0]
+        if copy is not None:
+            copied += 1
+            if source_shape:
                 info['source_shape'] = shape
-        switched += 1
     logger = MMLogger.get_current_instance()
-    logger.info(f'{owner}: {switched} of {candidates} samples read from the pre-resized cache '
+    logger.info(f'{owner}: {copied} of {candidates} samples read from pre-resized copies in '
                 f'"{folder}" (shorter side {cache.short_side}).')
     if stale:
         logger.warning(

@@ -9,6 +9,11 @@ from mmengine.fileio import LocalBackend, register_backend
 
 __all__ = ['atomic_write_bytes', 'atomic_write_text', 'AtomicLocalBackend']
 
+# The process's umask, read once at import (reading it means setting it, which is not
+# thread-safe): new files get the permissions open() would give them.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically.
@@ -28,6 +33,7 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from other users
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()

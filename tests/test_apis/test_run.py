@@ -219,6 +219,10 @@ def test_compiled_training_matches_eager(tmp_path):
     from medtrans.datasets.synthetic import write_synthetic_layout
     from medtrans.registry import DATASETS
 
+    class Initial(Hook):
+        def before_train(self, runner):  # after the weights' initialisation
+            self.weights = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+
     data = tmp_path / 'aptos'
     write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(data))
     tiny = str(REPO / 'tests/data/configs/tiny_cls_deit_aptos2019.py')
@@ -228,21 +232,19 @@ def test_compiled_training_matches_eager(tmp_path):
                                                fused=False),
                'param_scheduler': []}
     weights = {}
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     for compiled in (False, True):
         cfg = load_config(tiny, options, data_root=str(data))
         prepare_config(cfg, tiny, work_dir=str(tmp_path / str(compiled)), compile=compiled)
         cfg.randomness = dict(seed=0)
         runner = build_runner(cfg)
-        initial = {}
-
-        class Initial(Hook):
-            def before_train(self, runner):  # after the weights' initialisation
-                initial.update((k, v.detach().clone())
-                               for k, v in runner.model.state_dict().items())
-
-        runner.register_hook(Initial())
+        start = Initial()
+        runner.register_hook(start)
         runner.train()
+        initial = start.weights
         weights[compiled] = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+    assert torch._dynamo.utils.counters['stats']['unique_graphs'] > 0  # really compiled
     assert weights[True].keys() == weights[False].keys() == initial.keys()
     moved = max((weights[False][k] - v).abs().max().item() for k, v in initial.items())
     assert moved > 1e-3
@@ -250,40 +252,67 @@ def test_compiled_training_matches_eager(tmp_path):
         torch.testing.assert_close(weights[True][key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
-def test_compile_switch_compiles_the_modules_or_says_why_not(tmp_path, monkeypatch):
+def test_compile_switch_compiles_the_networks_or_says_why_not(tmp_path, monkeypatch):
+    """The methods a training iteration runs are the compiled ones, for classification,
+    segmentation (mmseg's heads call ``self.forward``) and DINO (``forward_embedding``, the
+    teacher in a ModuleDict); data preprocessors and losses stay eager."""
     from medtrans.apis import run as run_module
-    from medtrans.datasets.synthetic import write_synthetic_layout
+    from medtrans.datasets.synthetic import make_synthetic_isic2018, write_synthetic_layout
     from medtrans.registry import DATASETS
 
-    data = tmp_path / 'aptos'
-    write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(data))
-    tiny = str(REPO / 'tests/data/configs/tiny_cls_deit_aptos2019.py')
+    aptos, isic = tmp_path / 'aptos', tmp_path / 'isic2018'
+    write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(aptos))
+    make_synthetic_isic2018(isic, num_train=20, num_val=0, size=(64, 64), seed=3)
+    configs = REPO / 'tests' / 'data' / 'configs'
+    tiny = str(configs / 'tiny_cls_deit_aptos2019.py')
     options = {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 10,
                'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False}
-    compiled = []
+    compiled, called = [], []
 
-    def spy(fn, **kwargs):  # torch.compile, as nn.Module.compile and MMEngine's Runner call it
-        compiled.append((getattr(fn, '__self__', None), fn.__name__, kwargs))
-        return fn
+    def spy(fn, **kwargs):  # torch.compile, as compile_modules and MMEngine's Runner call it
+        compiled.append((fn.__self__, fn.__name__, kwargs))
+
+        def run(*args, **kw):
+            called.append((fn.__self__, fn.__name__))
+            return fn(*args, **kw)
+        return run
 
     monkeypatch.setattr(torch, 'compile', spy)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)  # the CPU branch
     monkeypatch.setattr(run_module.shutil, 'which', lambda name: f'/usr/bin/{name}')
-    cfg = load_config(tiny, options, data_root=str(data))
-    prepare_config(cfg, tiny, work_dir=str(tmp_path / 'a'), compile=True)
-    assert cfg.compile is True
-    runner = build_runner(cfg)
-    model = runner.model
-    keys = list(model.state_dict())
-    runner.train()
-    # The backbone and head, each once, in place; not MMEngine's whole train_step.
-    assert compiled == [(model.backbone, '_call_impl', {}), (model.head, '_call_impl', {})]
-    assert list(model.state_dict()) == keys
+    required = {
+        'tiny_cls_deit_aptos2019.py': ('backbone.forward', 'head.forward'),
+        'tiny_deeplab3_deit_isic2018.py': ('backbone.forward', 'decode_head.forward',
+                                           'auxiliary_head.forward'),
+        'tiny_dino_deit_isic2018.py': ('backbone.forward_embedding', 'head.forward',
+                                       'teacher.backbone.forward_embedding',
+                                       'teacher.head.forward'),
+    }
+    for name, needed in required.items():
+        path = str(configs / name)
+        data = aptos if 'aptos' in name else isic
+        cfg = load_config(path, options, data_root=str(data))
+        prepare_config(cfg, path, work_dir=str(tmp_path / name), compile=True)
+        assert cfg.compile is True
+        compiled.clear()
+        called.clear()
+        runner = build_runner(cfg)
+        model = runner.model
+        keys = list(model.state_dict())
+        runner.train()
+        modules = {id(m): n for n, m in model.named_modules()}
+        ran = {f'{modules[id(m)]}.{method}' for m, method in called}
+        assert set(needed) <= ran, (name, ran)
+        assert all(kwargs == {} for _, _, kwargs in compiled)
+        assert not any(modules.get(id(m), '').startswith(('data_preprocessor', 'loss'))
+                       for m, _, _ in compiled)
+        assert not any(method == 'train_step' for _, method, _ in compiled)
+        assert list(model.state_dict()) == keys
 
     monkeypatch.setattr(run_module.shutil, 'which', lambda name: None)
     logged = []
     monkeypatch.setattr(run_module, 'print_log', lambda msg, **kwargs: logged.append(msg))
-    cfg = load_config(tiny, options, data_root=str(data))
+    cfg = load_config(tiny, options, data_root=str(aptos))
     prepare_config(cfg, tiny, work_dir=str(tmp_path / 'b'), compile=True)
     assert cfg.get('compile') is None
     assert any('--compile: skipped' in m and 'no C++ compiler (c++, g++ or clang++) on PATH'

@@ -15,7 +15,12 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
 from medtrans.apis import load_config, prepare_config
-from medtrans.datasets import ISIC2018Task1Dataset, ISIC2019Dataset, LoadImageStrict
+from medtrans.datasets import (
+    ISIC2018Task1Dataset,
+    ISIC2019Dataset,
+    LoadImageStrict,
+    check_dataset,
+)
 from medtrans.datasets.preresize import MANIFEST, build_cache, preresized_shape, use_preresized
 from medtrans.datasets.synthetic.isic2018 import make_synthetic_isic2018
 from medtrans.datasets.synthetic.isic2019 import isic2019_layout
@@ -65,7 +70,8 @@ def test_preresized_shape_keeps_the_aspect_and_leaves_small_images():
 def test_tool_copies_the_headline_config_and_its_datasets_read_them(isic, tmp_path):
     """Through the tool and the shipped config: copies as documented, training masks copied
     with their images, test masks left at the original size, which ori_shape keeps; the
-    prediction is resized back to it and scored there."""
+    prediction is resized back to it and scored there; the dataset check reads the
+    originals."""
     env = dict(os.environ, HF_HUB_OFFLINE='1')
     args = [sys.executable, 'tools/dataset_converters/preresize.py', HEADLINE, '--data-root',
             isic, '--short-side', str(SHORT), '--workers', '0']
@@ -91,7 +97,10 @@ def test_tool_copies_the_headline_config_and_its_datasets_read_them(isic, tmp_pa
     for index in range(len(train)):
         sample, source = train[index], original[index]
         rel = osp.relpath(source['img_path'], isic)
-        assert sample['img_path'] == osp.join(cache, rel)
+        assert sample['img_path'] == source['img_path']  # ids, files and messages: originals
+        assert sample['img_cache_path'] == osp.join(cache, rel)
+        assert sample['seg_map_cache_path'] == osp.join(
+            cache, osp.relpath(source['seg_map_path'], isic))
         np.testing.assert_array_equal(sample['img'], _documented_jpeg(source['img_path']))
         np.testing.assert_array_equal(
             sample['gt_seg_map'],
@@ -102,9 +111,11 @@ def test_tool_copies_the_headline_config_and_its_datasets_read_them(isic, tmp_pa
     for index in range(len(test)):
         packed = test[index]
         meta = packed['data_samples'].metainfo
-        assert meta['img_path'].startswith(cache + os.sep)
-        assert meta['ori_shape'] == (90, 120) and meta['img_shape'] == (SHORT, SHORT)
         info = test.get_data_info(index)
+        assert meta['img_path'] == info['img_path'] and not info['img_path'].startswith(cache)
+        assert info['img_cache_path'].startswith(cache + os.sep)
+        assert 'seg_map_cache_path' not in info
+        assert meta['ori_shape'] == (90, 120) and meta['img_shape'] == (SHORT, SHORT)
         stored = cv2.imread(info['seg_map_path'], cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(packed['data_samples'].gt_sem_seg.data[0].numpy(),
                                       (stored > 0).astype(np.uint8))
@@ -113,6 +124,9 @@ def test_tool_copies_the_headline_config_and_its_datasets_read_them(isic, tmp_pa
         assert tuple(pred.pred_sem_seg.shape) == (90, 120)
         metric.process([], [pred.to_dict()])
     assert set(metric.compute_metrics(metric.results)) >= {'IoU', 'Dice'}
+    # A copied test image beside its original-size mask is no mismatch for the check.
+    report = check_dataset(cfg)
+    assert report.ok, report.format()
 
 
 def test_manifest_detects_changed_sources_and_a_rerun_rebuilds_only_them(isic, monkeypatch):
@@ -130,18 +144,19 @@ def test_manifest_detects_changed_sources_and_a_rerun_rebuilds_only_them(isic, m
     warnings = []
     monkeypatch.setattr(MMLogger.get_current_instance(), 'warning', warnings.append)
     train = ISIC2018Task1Dataset(isic, split='trainval')
-    paths = [train.get_data_info(i)['img_path'] for i in range(len(train))]
+    copies = [train.get_data_info(i).get('img_cache_path') for i in range(len(train))]
     # Both read from the originals (with their masks): their recorded time no longer matches.
-    assert paths[0] == changed and paths[1] == touched
-    assert all(p.startswith(osp.join(isic, '.preresized')) for p in paths[2:])
-    assert train.get_data_info(0)['seg_map_path'] == sources[1][0]
+    assert copies[:2] == [None, None]
+    assert train.get_data_info(0)['img_path'] == changed
+    assert all(p.startswith(osp.join(isic, '.preresized')) for p in copies[2:])
+    assert 'seg_map_cache_path' not in train.get_data_info(0)
     (warning, ) = warnings
     assert '2 of 6 samples' in warning and changed in warning and '--short-side 64' in warning
 
     outcome = build_cache(isic, sources, SHORT, pairs=pairs, log=lambda _: None)
     assert outcome == {'copied': 1, 'touched': 1, 'up to date': 13}
     train = ISIC2018Task1Dataset(isic, split='trainval', pipeline=[LoadImageStrict()])
-    assert train[0]['img_path'].startswith(osp.join(isic, '.preresized'))
+    assert train[0]['img_cache_path'].startswith(osp.join(isic, '.preresized'))
     np.testing.assert_array_equal(train[0]['img'], _documented_jpeg(changed))
 
     # Another short side rebuilds everything; a deleted copy is rebuilt.
@@ -151,7 +166,7 @@ def test_manifest_detects_changed_sources_and_a_rerun_rebuilds_only_them(isic, m
     assert build_cache(isic, sources, 100, pairs=pairs, log=lambda _: None) == {'small': 15}
     assert not osp.exists(osp.join(isic, '.preresized', osp.relpath(changed, isic)))
     train = ISIC2018Task1Dataset(isic, split='trainval')
-    assert train.get_data_info(0)['img_path'] == changed  # too small to copy: the original
+    assert 'img_cache_path' not in train.get_data_info(0)  # too small to copy: the original
 
 
 def test_classification_copies_and_lossless_png(tmp_path):
@@ -164,9 +179,11 @@ def test_classification_copies_and_lossless_png(tmp_path):
     deep = rng.integers(0, 65536, (40, 30), np.uint16)
     cv2.imwrite(png, deep)
     sources = [(i['img_path'], 'image') for i in infos] + [(png, 'image')]
-    outside = str(tmp_path / 'outside.jpg')
-    assert build_cache(layout.root, sources + [(outside, 'image')], 16,
-                       log=lambda _: None) == {'copied': 6, 'outside': 1}
+    # Not copied: a file outside data_root, a DICOM file, a JPEG mask (masks stay lossless).
+    others = [(str(tmp_path / 'outside.jpg'), 'image'), (osp.join(layout.root, 'a.dcm'), 'image'),
+              (osp.join(layout.root, 'm.jpg'), 'mask')]
+    assert build_cache(layout.root, sources + others, 16,
+                       log=lambda _: None) == {'copied': 6, 'not copied': 3}
     np.testing.assert_array_equal(
         cv2.imread(osp.join(layout.root, '.preresized', 'deep.png'), cv2.IMREAD_UNCHANGED),
         cv2.resize(deep, (16, 21), interpolation=cv2.INTER_AREA))
@@ -180,6 +197,14 @@ def test_classification_copies_and_lossless_png(tmp_path):
         np.testing.assert_array_equal(cached[index]['img'], cv2.imdecode(encoded, 1))
         assert cached[index]['ori_shape'] == (16, 16)  # classification: as decoded
         assert cached[index]['gt_label'] == off[index]['gt_label']
+
+    # A cache in another folder (a read-only data root), named by the dataset argument.
+    elsewhere = str(tmp_path / 'cache')
+    build_cache(layout.root, sources, 8, folder=elsewhere, log=lambda _: None)
+    named = ISIC2019Dataset(**layout.dataset_cfg, pipeline=[LoadImageStrict()],
+                            preresized=elsewhere)
+    assert named[0]['img_cache_path'].startswith(elsewhere + os.sep)
+    assert named[0]['img'].shape == (8, 8, 3)
 
 
 def test_errors_name_the_file(isic, tmp_path):

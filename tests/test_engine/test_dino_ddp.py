@@ -84,12 +84,12 @@ def test_two_processes_match_one_with_the_same_global_batch(free_port, tmp_path)
     # And they are those of the single process, up to the order of float sums. The attention
     # keys' bias has a gradient that is zero up to rounding (softmax ignores a shift shared by
     # all keys), which Adam scales up to steps of about the learning rate: there the two runs'
-    # rounding differs by up to 1.06e-6 (fused AdamW, measured), hence atol 2e-6.
+    # rounding differs by up to 1.06e-6 (fused AdamW, measured), hence atol 2e-6 there.
     assert single['center'].abs().sum() > 0
     torch.testing.assert_close(rank0['center'], single['center'], rtol=1e-4, atol=1e-6)
     moved = 0
     for key, value in single['teacher'].items():
-        torch.testing.assert_close(rank0['teacher'][key], value, rtol=1e-4, atol=2e-6,
-                                   msg=key)
+        atol = 2e-6 if key.endswith('attn.qkv.bias') else 1e-6
+        torch.testing.assert_close(rank0['teacher'][key], value, rtol=1e-4, atol=atol, msg=key)
         moved += not torch.equal(value, rank0['teacher'][key])
     assert moved  # the runs really differ in where sums are taken

@@ -2,6 +2,7 @@
 temporary file behind; which checkpoint files of a real Runner go through the atomic backend."""
 import io
 import os
+import stat
 
 import pytest
 import torch
@@ -25,6 +26,15 @@ def test_atomic_write_replaces_content(tmp_path):
     atomic_write_bytes(path, b'two')
     assert path.read_bytes() == b'two'
     assert os.listdir(path.parent) == ['f.bin']
+
+
+def test_atomic_files_get_the_permissions_open_gives(tmp_path):
+    # mkstemp's temporary files are 0600; a written file must not stay so (shared data folders).
+    plain = tmp_path / 'plain'
+    plain.write_bytes(b'x')
+    atomic_write_bytes(tmp_path / 'atomic', b'x')
+    mode = stat.S_IMODE(os.stat(tmp_path / 'atomic').st_mode)
+    assert mode == stat.S_IMODE(os.stat(plain).st_mode)
 
 
 def test_backend_is_selectable_by_config(tmp_path):

@@ -15,6 +15,7 @@ to copy here (CBIS-DDSM: convert to PNG first, ``cbis_ddsm_to_png.py``).
 import argparse
 import copy
 import os
+import os.path as osp
 import sys
 import time
 from collections import Counter
@@ -49,8 +50,8 @@ def config_sources(cfg, splits) -> Dict[str, Tuple[List[Tuple[str, str]], List[T
     """data_root -> ((path, kind) sources, (image, mask) pairs) of the config's datasets."""
     from mmengine.registry import DefaultScope
 
-    from medtrans.datasets import BaseClsDataset
     from medtrans.datasets.check import leaf_dataset_cfgs
+    from medtrans.datasets.preresize import reads_preresized
     from medtrans.datasets.segmentation import SplitSegDataset
     from medtrans.registry import DATASETS
 
@@ -64,8 +65,7 @@ def config_sources(cfg, splits) -> Dict[str, Tuple[List[Tuple[str, str]], List[T
             with DefaultScope.overwrite_default_scope(scope):
                 kind = leaf['type'] if isinstance(leaf['type'], type) else DATASETS.get(
                     leaf['type'])
-                if not (isinstance(kind, type)
-                        and issubclass(kind, (BaseClsDataset, SplitSegDataset))):
+                if not (isinstance(kind, type) and reads_preresized(kind)):
                     raise SystemExit(f'{split}_dataloader: dataset type {leaf["type"]!r} does not '
                                      'read pre-resized copies (a medtrans classification or '
                                      'segmentation dataset does).')
@@ -74,7 +74,8 @@ def config_sources(cfg, splits) -> Dict[str, Tuple[List[Tuple[str, str]], List[T
                 dataset = DATASETS.build(built)
             dataset.full_init()
             masks = isinstance(dataset, SplitSegDataset) and not dataset.test_mode
-            sources, pairs = by_root.setdefault(dataset.data_root, ([], []))
+            root = osp.normpath(osp.abspath(dataset.data_root))
+            sources, pairs = by_root.setdefault(root, ([], []))
             for idx in range(len(dataset)):
                 info = dataset.get_data_info(idx)
                 if info.get('img_path'):

@@ -122,14 +122,15 @@ class LoadImageStrict(BaseTransform):
     ``reduce_jpeg_to`` pixels; ``img_shape`` and ``ori_shape`` are then the reduced size. Other
     formats are decoded at full size. Not for segmentation: masks must match the stored size.
 
-    A sample read from a pre-resized copy (:mod:`medtrans.datasets.preresize`) in a
-    segmentation test carries ``source_shape``, the original's (height, width): it becomes
-    ``ori_shape``, so that predictions are resized back to, and scored at, the original mask's
-    size.
+    A sample with a pre-resized copy (:mod:`medtrans.datasets.preresize`) is read from
+    ``img_cache_path`` instead of ``img_path``. In a segmentation test it also carries
+    ``source_shape``, the original's (height, width): it becomes ``ori_shape``, so that
+    predictions are resized back to, and scored at, the original mask's size.
 
     Required Keys:
 
     - img_path
+    - img_cache_path (optional: read instead)
     - source_shape (optional)
 
     Added Keys:
@@ -198,7 +199,7 @@ class LoadImageStrict(BaseTransform):
         Returns:
             dict: ``results`` with ``img``, ``img_shape`` and ``ori_shape``.
         """
-        path = results['img_path']
+        path = results.get('img_cache_path') or results['img_path']
         content = read_bytes(path, self.backend_args)
         img = self._to_8bit_bgr(path, decode_image(path, content, self.reduce_jpeg_to,
                                               grey=self.color_type == 'grayscale'))
@@ -232,11 +233,13 @@ class LoadBinaryMask(BaseTransform):
 
     Without ``seg_map_path`` (images without labels, as ``tools/infer.py`` and
     :func:`medtrans.apis.inference` give the test pipeline) it adds nothing, so one test
-    pipeline serves testing and inference.
+    pipeline serves testing and inference. A pre-resized copy of the mask
+    (:mod:`medtrans.datasets.preresize`), in ``seg_map_cache_path``, is read instead.
 
     Required Keys:
 
     - seg_map_path (optional: without it, nothing is loaded)
+    - seg_map_cache_path (optional: read instead)
     - img_shape, ori_shape (optional; checked against when present)
 
     Added Keys:
@@ -269,7 +272,7 @@ class LoadBinaryMask(BaseTransform):
         """
         if results.get('seg_map_path') is None:
             return results
-        path = results['seg_map_path']
+        path = results.get('seg_map_cache_path') or results['seg_map_path']
         mask = decode_image(path, read_bytes(path, self.backend_args))
         if mask.dtype != np.uint8:
             raise ValueError(f'Mask "{path}" holds {mask.dtype} pixels; expected an 8-bit '
