@@ -281,11 +281,7 @@ class Interleaved:
         """The plain side's copy of the Runner's model, in training mode; with ``compile``
         its modules compiled in place as the Runner's are (:func:`compile_modules`)."""
         plain_model = copy.deepcopy(model).train()
-        if self.compile:
-            # The copy's compiled methods still call the Runner's modules: compile its own.
-            for module in plain_model.modules():
-                for method in ('forward', 'forward_embedding'):
-                    module.__dict__.pop(method, None)
+        if self.compile:  # the Runner's compiled methods come along, bound to the copy
             compile_modules(plain_model)
         return plain_model
 

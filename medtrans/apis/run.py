@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import re
 import shutil
+import types
 from typing import Dict, List, Optional
 
 import torch
@@ -356,8 +357,8 @@ def compile_modules(model: torch.nn.Module, options: Optional[dict] = None) -> L
     losses (``loss*`` modules; DINO's all-reduces its centre) stay eager, and so do the loss
     bookkeeping and the optimizer step. Methods are compiled rather than ``__call__``
     (``nn.Module.compile``) because mmseg's heads call ``self.forward`` directly. Parameter
-    names, and so checkpoints, do not change; a deep copy of a compiled module still calls the
-    original's methods (compile the copy again, as ``benchmarks/`` does).
+    names, and so checkpoints, do not change; a deep copy's compiled methods are bound to the
+    copy. Methods compiled before are left as they are.
 
     Args:
         model (nn.Module): The model, or a wrapper (DDP) around it.
@@ -375,8 +376,11 @@ def compile_modules(model: torch.nn.Module, options: Optional[dict] = None) -> L
                 visit(f'{name}.{child_name}', child)
             return
         for method in ('forward', 'forward_embedding'):
-            if callable(getattr(module, method, None)):
-                setattr(module, method, torch.compile(getattr(module, method), **(options or {})))
+            function = getattr(type(module), method, None)
+            if callable(function) and method not in vars(module):  # not compiled yet
+                # Bound as a method, so that a deep copy calls it on the copy's weights.
+                setattr(module, method,
+                        types.MethodType(torch.compile(function, **(options or {})), module))
                 compiled.append(f'{name}.{method}')
 
     for name, child in model.named_children():

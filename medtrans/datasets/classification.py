@@ -346,6 +346,8 @@ class BaseClsDataset(BaseDataset):
     SPLIT_FRACTIONS: Dict[str, float] = dict(train=0.8, val=0.1, test=0.1)
     #: The official on-disk layout, shown when data_root or a file is missing.
     LAYOUT: str = ''
+    #: Takes ``preresized`` (:func:`~medtrans.datasets.preresize.reads_preresized`).
+    READS_PRERESIZED = True
 
     def __init__(self,
                  data_root: str,
@@ -524,7 +526,8 @@ class BaseClsDataset(BaseDataset):
             f'{name} split "{self.split}" ({how}): {len(samples)} samples, '
             f'{len(classes)} classes:\n'
             + summarize_labels(samples, classes, self.MULTI_LABEL))
-        return use_preresized(samples, self.data_root, self.preresized, name)
+        return use_preresized(samples, self.data_root, self.preresized, name,
+                              pipeline=self.pipeline)
 
     def get_cat_ids(self, idx: int) -> List[int]:
         """The class indices of a sample: its label, or its positive classes (multi-label).

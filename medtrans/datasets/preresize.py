@@ -46,7 +46,6 @@ copy.
 Written here because neither MMEngine, MMCV, mmpretrain nor mmseg caches resized images.
 """
 import hashlib
-import inspect
 import json
 import multiprocessing
 import os
@@ -60,7 +59,7 @@ from mmengine.logging import MMLogger
 
 from medtrans.fileio import atomic_write_bytes, atomic_write_text
 
-from .transforms.loading import decode_image, read_bytes
+from .transforms.loading import LoadBinaryMask, LoadImageStrict, decode_image, read_bytes
 
 __all__ = ['DEFAULT_FOLDER', 'MANIFEST', 'CACHE_KEYS', 'preresized_shape', 'build_cache',
            'use_preresized', 'reads_preresized', 'PreresizedCache']
@@ -96,8 +95,9 @@ def preresized_shape(shape: Sequence[int], short_side: int) -> Optional[Tuple[in
 
 
 def reads_preresized(dataset_type: type) -> bool:
-    """Whether a dataset class takes the ``preresized`` argument (reads pre-resized copies)."""
-    return 'preresized' in inspect.signature(dataset_type.__init__).parameters
+    """Whether a dataset class takes the ``preresized`` argument: it sets (or inherits)
+    ``READS_PRERESIZED = True``, as the medtrans classification and segmentation bases do."""
+    return bool(getattr(dataset_type, 'READS_PRERESIZED', False))
 
 
 def _source_key(path: str, data_root: str, kind: str) -> Optional[str]:
@@ -325,14 +325,18 @@ def use_preresized(data_list: List[dict],
                    preresized: Union[bool, str],
                    owner: str,
                    keys: Sequence[str] = ('img_path', ),
-                   source_shape: bool = False) -> List[dict]:
+                   source_shape: bool = False,
+                   pipeline: Optional[object] = None) -> List[dict]:
     """Give a dataset's samples the paths of their pre-resized copies, where a cache has them.
 
     A sample gets copies only when every one of its ``keys`` has a current entry (so an image
     and its mask move together): the copy of ``key`` goes to ``CACHE_KEYS[key]``, and
     ``key`` keeps the original. Samples whose files the cache never copies (other formats,
     outside ``data_root``, no such key) are left alone; samples whose files changed since the
-    cache was built, or that it lacks, are counted in a warning that names one.
+    cache was built, or that it lacks, are counted in a warning that names one. A pipeline
+    with another loading transform than ``LoadImageStrict`` and ``LoadBinaryMask`` (which read
+    the copies) gets none, and the log says why: its image and mask could come one from a copy
+    and one from the original.
 
     Args:
         data_list (list[dict]): The samples; changed in place.
@@ -345,6 +349,8 @@ def use_preresized(data_list: List[dict],
         source_shape (bool): Also record the original's (height, width) as ``source_shape``
             on samples whose image is read from a copy (segmentation tests, scored at the
             original size). Defaults to False.
+        pipeline (Compose, optional): The dataset's pipeline, whose loading transforms are
+            checked. Defaults to None (not checked).
 
     Returns:
         list[dict]: ``data_list``.
@@ -361,6 +367,15 @@ def use_preresized(data_list: List[dict],
         raise ValueError(f'{owner}: preresized must be True, False or a cache folder, got '
                          f'{preresized!r}.')
     cache = PreresizedCache(folder, data_root)
+    logger = MMLogger.get_current_instance()
+    others = sorted({type(t).__name__ for t in getattr(pipeline, 'transforms', [])
+                     if type(t).__name__.startswith('Load')
+                     and not isinstance(t, (LoadImageStrict, LoadBinaryMask))})
+    if others:
+        logger.info(f'{owner}: the pre-resized cache "{folder}" is not used: the pipeline loads '
+                    f'with {", ".join(others)}, which reads the originals; only LoadImageStrict '
+                    'and LoadBinaryMask read the copies.')
+        return data_list
     kinds = ['image'] + ['mask'] * (len(keys) - 1)
     stale, copied, candidates = [], 0, 0
     for info in data_list:
@@ -380,7 +395,6 @@ def use_preresized(data_list: List[dict],
             copied += 1
             if source_shape:
                 info['source_shape'] = shape
-    logger = MMLogger.get_current_instance()
     logger.info(f'{owner}: {copied} of {candidates} samples read from pre-resized copies in '
                 f'"{folder}" (shorter side {cache.short_side}).')
     if stale:

@@ -67,6 +67,8 @@ class SplitSegDataset(BaseSegDataset):
     LAYOUT = ''
     #: Where the data is published, as shown when ``data_root`` is missing.
     SOURCE = ''
+    #: Takes ``preresized`` (:func:`~medtrans.datasets.preresize.reads_preresized`).
+    READS_PRERESIZED = True
 
     def __init__(self,
                  data_root: str,
@@ -174,6 +176,7 @@ class SplitSegDataset(BaseSegDataset):
             data_list.append(info)
         if self.test_mode:
             return use_preresized(data_list, self.data_root, self.preresized,
-                                  type(self).__name__, source_shape=True)
+                                  type(self).__name__, source_shape=True,
+                                  pipeline=self.pipeline)
         return use_preresized(data_list, self.data_root, self.preresized, type(self).__name__,
-                              keys=('img_path', 'seg_map_path'))
+                              keys=('img_path', 'seg_map_path'), pipeline=self.pipeline)

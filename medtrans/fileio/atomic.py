@@ -1,6 +1,7 @@
 """Crash-safe writes: a file is either its old content or its complete new content."""
 import os
 import os.path as osp
+import stat
 import tempfile
 from pathlib import Path
 from typing import Union
@@ -13,6 +14,19 @@ __all__ = ['atomic_write_bytes', 'atomic_write_text', 'AtomicLocalBackend']
 # thread-safe): new files get the permissions open() would give them.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+def _set_mode(fd: int, path: str) -> None:
+    """Give the temporary file the mode ``path`` has, or else the one ``open()`` would give:
+    mkstemp's 0600 would hide the file from other users."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_UMASK
+    try:
+        os.fchmod(fd, mode)
+    except OSError:  # filesystems that refuse chmod (some network mounts) keep their own modes
+        pass
 
 
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
@@ -33,7 +47,7 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from other users
+        _set_mode(fd, path)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()

@@ -18,7 +18,9 @@ class BoundedSegLocalVisualizer(SegLocalVisualizer):
 
     mmseg draws at the image's size: a 6000x4000 ISIC image gives a 48-megapixel stitched PNG
     (ground truth beside prediction) and most of a test run's time. Larger images are shrunk
-    first (area interpolation), their masks with nearest-neighbour, then drawn as mmseg does.
+    first (area interpolation), then drawn as mmseg does. Masks of another size than the drawn
+    image (all of them after shrinking; masks of a pre-resized copy drawn over the original, in
+    a validation set read outside test mode) are resized to it by nearest neighbour.
 
     Args:
         name (str): The instance name (MMEngine's ManagerMixin). Defaults to 'visualizer'.
@@ -39,17 +41,21 @@ class BoundedSegLocalVisualizer(SegLocalVisualizer):
         if scale < 1:
             size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            data_sample = _resized_masks(data_sample, size)
-        super().add_datasample(name, image, data_sample, *args, **kwargs)
+        super().add_datasample(name, image, _masks_sized(data_sample, image.shape[:2]), *args,
+                               **kwargs)
 
 
-def _resized_masks(data_sample: Optional[object], size) -> Optional[object]:
+def _masks_sized(data_sample: Optional[object], shape) -> Optional[object]:
+    """``data_sample`` with its masks of another (height, width) than ``shape`` resized to it."""
     if data_sample is None:
         return None
+    keys = [key for key in ('gt_sem_seg', 'pred_sem_seg')
+            if key in data_sample and tuple(data_sample.get(key).shape) != tuple(shape)]
+    if not keys:
+        return data_sample
     data_sample = data_sample.clone()
-    for key in ('gt_sem_seg', 'pred_sem_seg'):
-        if key in data_sample:
-            mask = data_sample.get(key).data[0].cpu().numpy().astype(np.uint8)
-            mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-            data_sample.set_field(PixelData(data=torch.from_numpy(mask)[None]), key)
+    for key in keys:
+        mask = data_sample.get(key).data[0].cpu().numpy().astype(np.uint8)
+        mask = cv2.resize(mask, shape[::-1], interpolation=cv2.INTER_NEAREST)
+        data_sample.set_field(PixelData(data=torch.from_numpy(mask)[None]), key)
     return data_sample

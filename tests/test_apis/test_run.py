@@ -1,4 +1,5 @@
 """Run assembly shared by the tools: work dir, placeholders, switches, guards."""
+import copy
 import os
 from pathlib import Path
 
@@ -269,12 +270,12 @@ def test_compile_switch_compiles_the_networks_or_says_why_not(tmp_path, monkeypa
                'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False}
     compiled, called = [], []
 
-    def spy(fn, **kwargs):  # torch.compile, as compile_modules and MMEngine's Runner call it
-        compiled.append((fn.__self__, fn.__name__, kwargs))
+    def spy(fn, **kwargs):  # torch.compile, on a method's function (or MMEngine's train_step)
+        compiled.append((fn.__name__, kwargs))
 
-        def run(*args, **kw):
-            called.append((fn.__self__, fn.__name__))
-            return fn(*args, **kw)
+        def run(module, *args, **kw):
+            called.append((module, fn.__name__))
+            return fn(module, *args, **kw)
         return run
 
     monkeypatch.setattr(torch, 'compile', spy)
@@ -303,11 +304,19 @@ def test_compile_switch_compiles_the_networks_or_says_why_not(tmp_path, monkeypa
         modules = {id(m): n for n, m in model.named_modules()}
         ran = {f'{modules[id(m)]}.{method}' for m, method in called}
         assert set(needed) <= ran, (name, ran)
-        assert all(kwargs == {} for _, _, kwargs in compiled)
-        assert not any(modules.get(id(m), '').startswith(('data_preprocessor', 'loss'))
-                       for m, _, _ in compiled)
-        assert not any(method == 'train_step' for _, method, _ in compiled)
+        assert not any(n.startswith(('data_preprocessor', 'loss')) for n in ran)
+        assert all(kwargs == {} for _, kwargs in compiled)
+        assert 'train_step' not in {method for method, _ in compiled}
         assert list(model.state_dict()) == keys
+        # A deep copy's compiled methods run on the copy; compiling again changes nothing.
+        before = len(compiled)
+        assert run_module.compile_modules(model) == []
+        assert len(compiled) == before
+        if 'cls' in name:
+            clone = copy.deepcopy(model)
+            called.clear()
+            clone.backbone(torch.zeros(1, 3, 32, 32))
+            assert called and all(m is clone.backbone for m, _ in called)
 
     monkeypatch.setattr(run_module.shutil, 'which', lambda name: None)
     logged = []

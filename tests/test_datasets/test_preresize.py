@@ -21,7 +21,13 @@ from medtrans.datasets import (
     LoadImageStrict,
     check_dataset,
 )
-from medtrans.datasets.preresize import MANIFEST, build_cache, preresized_shape, use_preresized
+from medtrans.datasets.preresize import (
+    MANIFEST,
+    build_cache,
+    preresized_shape,
+    reads_preresized,
+    use_preresized,
+)
 from medtrans.datasets.synthetic.isic2018 import make_synthetic_isic2018
 from medtrans.datasets.synthetic.isic2019 import isic2019_layout
 from medtrans.registry import DATASETS, METRICS, MODELS
@@ -167,6 +173,30 @@ def test_manifest_detects_changed_sources_and_a_rerun_rebuilds_only_them(isic, m
     assert not osp.exists(osp.join(isic, '.preresized', osp.relpath(changed, isic)))
     train = ISIC2018Task1Dataset(isic, split='trainval')
     assert 'img_cache_path' not in train.get_data_info(0)  # too small to copy: the original
+
+
+def test_every_medtrans_dataset_reads_the_cache_and_only_with_its_own_loaders(isic):
+    from mmpretrain.datasets import ImageNet
+    from mmseg.datasets import BaseSegDataset
+    from mmseg.datasets.transforms import LoadAnnotations
+
+    from medtrans.datasets import BaseClsDataset
+    from medtrans.datasets.segmentation import SplitSegDataset
+
+    register_all_modules()
+    ours = [c for c in DATASETS.module_dict.values()
+            if isinstance(c, type) and issubclass(c, (BaseClsDataset, SplitSegDataset))]
+    assert len(ours) >= 8 and all(reads_preresized(c) for c in ours), ours
+    assert not reads_preresized(BaseSegDataset) and not reads_preresized(ImageNet)
+
+    sources, pairs = _isic_sources(isic)
+    build_cache(isic, sources, SHORT, pairs=pairs, log=lambda _: None)
+    ok = ISIC2018Task1Dataset(isic, split='trainval')
+    assert all('img_cache_path' in ok.get_data_info(i) for i in range(len(ok)))
+    # mmseg's LoadAnnotations reads seg_map_path: the copies would pair with original masks.
+    mixed = ISIC2018Task1Dataset(isic, split='trainval',
+                                 pipeline=[LoadImageStrict(), LoadAnnotations()])
+    assert not any('img_cache_path' in mixed.get_data_info(i) for i in range(len(mixed)))
 
 
 def test_classification_copies_and_lossless_png(tmp_path):

@@ -35,6 +35,10 @@ def test_atomic_files_get_the_permissions_open_gives(tmp_path):
     atomic_write_bytes(tmp_path / 'atomic', b'x')
     mode = stat.S_IMODE(os.stat(tmp_path / 'atomic').st_mode)
     assert mode == stat.S_IMODE(os.stat(plain).st_mode)
+    # A replaced file keeps its mode, as open('w') keeps it.
+    os.chmod(tmp_path / 'atomic', 0o640)
+    atomic_write_bytes(tmp_path / 'atomic', b'y')
+    assert stat.S_IMODE(os.stat(tmp_path / 'atomic').st_mode) == 0o640
 
 
 def test_backend_is_selectable_by_config(tmp_path):

@@ -43,3 +43,15 @@ def test_large_images_are_drawn_shrunk_and_small_ones_as_mmseg_draws_them(tmp_pa
                        max_size=100)
     np.testing.assert_array_equal(
         unchanged, _drawn(SegLocalVisualizer, tmp_path / 'd', image, _sample(mask)))
+
+
+def test_masks_of_another_size_are_resized_to_the_drawn_image(tmp_path):
+    # Masks of another size than the image drawn (e.g. a pre-resized copy's, over the original).
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (30, 50, 3), np.uint8)
+    mask = np.zeros((60, 100), np.uint8)
+    mask[10:40, 20:70] = 1
+    drawn = _drawn(BoundedSegLocalVisualizer, tmp_path / 'a', image, _sample(mask))
+    small_mask = cv2.resize(mask, (50, 30), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(
+        drawn, _drawn(SegLocalVisualizer, tmp_path / 'b', image, _sample(small_mask)))
