@@ -23,6 +23,7 @@ Usage: python benchmarks/dino_step.py [--config CFG] [--local-crops 6] [--batch-
     [--steps 30] [--warmup 3] [--no-guard]
 """
 import argparse
+import copy
 import math
 import os
 import os.path as osp
@@ -204,7 +205,7 @@ class DINOInterleaved(Interleaved):
                                'steps: an epoch end would fall inside a timed step')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.device = next(model.parameters()).device
-        plain_model = self.copy_model(model)
+        plain_model = copy.deepcopy(model).train()  # compiled methods bound to the copy
         optimizer = plain_optimizer(runner.optim_wrapper.optimizer, model, plain_model)
         hook = next(h for h in self.cfg.custom_hooks if h['type'] == 'DINOHook')
         schedules = dino_schedules(self.cfg, iters_per_epoch, runner.max_iters)

@@ -56,7 +56,7 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from torch import nn  # noqa: E402
 
-from medtrans.apis import build_runner, compile_modules, load_config, prepare_config  # noqa: E402
+from medtrans.apis import build_runner, load_config, prepare_config  # noqa: E402
 from medtrans.datasets.synthetic import make_synthetic_isic2018  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -273,17 +273,10 @@ class Interleaved:
                                'timed step; expected more training images')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.device = next(model.parameters()).device
-        plain_model = self.copy_model(model)
+        # With --compile, the Runner's compiled methods come along, bound to the copy.
+        plain_model = copy.deepcopy(model).train()
         optimizer = plain_optimizer(runner.optim_wrapper.optimizer, model, plain_model)
         self.plain = self.make_plain(plain_model, optimizer)
-
-    def copy_model(self, model: nn.Module) -> nn.Module:
-        """The plain side's copy of the Runner's model, in training mode; with ``compile``
-        its modules compiled in place as the Runner's are (:func:`compile_modules`)."""
-        plain_model = copy.deepcopy(model).train()
-        if self.compile:  # the Runner's compiled methods come along, bound to the copy
-            compile_modules(plain_model)
-        return plain_model
 
     def _counting(self):
         """FLOP counting, in eager mode when compiled (a compiled graph hides its operators

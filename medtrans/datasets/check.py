@@ -277,9 +277,7 @@ def _build_parts(split: SplitCheck, dataset_cfg: dict, scope: str) -> List[_Part
             continue
         try:
             with DefaultScope.overwrite_default_scope(scope):
-                kind = built['type'] if isinstance(built['type'], type) else DATASETS.get(
-                    built['type'])
-                if kind is not None and reads_preresized(kind):
+                if reads_preresized(built['type']):
                     built['preresized'] = False  # the originals are what is checked
                 dataset = DATASETS.build(built)
             dataset.full_init()

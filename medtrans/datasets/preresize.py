@@ -58,6 +58,7 @@ import cv2
 from mmengine.logging import MMLogger
 
 from medtrans.fileio import atomic_write_bytes, atomic_write_text
+from medtrans.registry import DATASETS
 
 from .transforms.loading import LoadBinaryMask, LoadImageStrict, decode_image, read_bytes
 
@@ -94,9 +95,16 @@ def preresized_shape(shape: Sequence[int], short_side: int) -> Optional[Tuple[in
     return max(1, round(height * scale)), short_side
 
 
-def reads_preresized(dataset_type: type) -> bool:
+def reads_preresized(dataset_type: Union[str, type]) -> bool:
     """Whether a dataset class takes the ``preresized`` argument: it sets (or inherits)
-    ``READS_PRERESIZED = True``, as the medtrans classification and segmentation bases do."""
+    ``READS_PRERESIZED = True``, as the medtrans classification and segmentation bases do.
+
+    Args:
+        dataset_type (str | type): The class, or a config's ``type`` (looked up in the
+            ``DATASETS`` registry, in the current default scope).
+    """
+    if isinstance(dataset_type, str):
+        dataset_type = DATASETS.get(dataset_type)
     return bool(getattr(dataset_type, 'READS_PRERESIZED', False))
 
 
@@ -117,6 +125,11 @@ def _stat(path: str) -> Optional[Tuple[int, int]]:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
+
+
+def _copy_intact(entry: dict, copy: str) -> bool:
+    """Whether an entry's copy is on disk with its recorded size (or it needs none)."""
+    return entry['copy_bytes'] is None or (_stat(copy) or (None, ))[0] == entry['copy_bytes']
 
 
 def _convert(task: tuple) -> Tuple[str, dict]:
@@ -222,9 +235,7 @@ def build_cache(data_root: str,
         entry = files.get(key)
         if entry is not None and entry['kind'] == kind:
             stat = _stat(path)
-            copy_stat = _stat(osp.join(folder, key))
-            copy_ok = entry['copy_bytes'] is None or (copy_stat is not None
-                                                      and copy_stat[0] == entry['copy_bytes'])
+            copy_ok = _copy_intact(entry, osp.join(folder, key))
             if stat == (entry['bytes'], entry['mtime_ns']) and copy_ok:
                 outcome['up to date'] += 1
                 continue
@@ -300,23 +311,22 @@ class PreresizedCache:
         self.files = manifest['files']
 
     def copy_of(self, path: str,
-                kind: str) -> Optional[Tuple[Optional[str], Optional[Tuple[int, int]]]]:
-        """The copy of ``path`` (a file of ``kind``), if the manifest knows its current version.
+                key: str) -> Optional[Tuple[Optional[str], Optional[Tuple[int, int]]]]:
+        """The copy of ``path`` (manifest key ``key``), if the manifest knows its current
+        version.
 
         Returns:
             tuple | None: (the copy's path, the original's (height, width)) for a copied file,
             (None, None) for one too small to be copied, None for a file that is not in the
             manifest, has changed since, or whose copy is missing.
         """
-        entry = self.files.get(_source_key(path, self.data_root, kind))
-        if entry is None or _stat(path) != (entry['bytes'], entry['mtime_ns']):
+        entry = self.files.get(key)
+        copy = osp.join(self.folder, key)
+        if (entry is None or _stat(path) != (entry['bytes'], entry['mtime_ns'])
+                or not _copy_intact(entry, copy)):
             return None
         if entry['copy_bytes'] is None:
             return None, None
-        copy = osp.join(self.folder, _source_key(path, self.data_root, kind))
-        stat = _stat(copy)
-        if stat is None or stat[0] != entry['copy_bytes']:
-            return None
         return copy, tuple(entry['shape'])
 
 
@@ -380,10 +390,13 @@ def use_preresized(data_list: List[dict],
     stale, copied, candidates = [], 0, 0
     for info in data_list:
         paths = [info.get(key) for key in keys]
-        if not all(p and _source_key(p, data_root, kind) for p, kind in zip(paths, kinds)):
+        if not all(paths):
+            continue
+        names = [_source_key(p, data_root, kind) for p, kind in zip(paths, kinds)]
+        if None in names:
             continue
         candidates += 1
-        found = [cache.copy_of(p, kind) for p, kind in zip(paths, kinds)]
+        found = [cache.copy_of(p, name) for p, name in zip(paths, names)]
         if None in found:
             stale.append(paths[found.index(None)])
             continue

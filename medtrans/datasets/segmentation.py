@@ -174,9 +174,7 @@ class SplitSegDataset(BaseSegDataset):
                                        if k not in ('id', 'group')}
             info.update(label_map=self.label_map, reduce_zero_label=False, seg_fields=[])
             data_list.append(info)
-        if self.test_mode:
-            return use_preresized(data_list, self.data_root, self.preresized,
-                                  type(self).__name__, source_shape=True,
-                                  pipeline=self.pipeline)
+        # Tests score at the original size: their masks are not copies.
+        keys = ('img_path', ) if self.test_mode else ('img_path', 'seg_map_path')
         return use_preresized(data_list, self.data_root, self.preresized, type(self).__name__,
-                              keys=('img_path', 'seg_map_path'), pipeline=self.pipeline)
+                              keys=keys, source_shape=self.test_mode, pipeline=self.pipeline)

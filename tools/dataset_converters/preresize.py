@@ -63,9 +63,7 @@ def config_sources(cfg, splits) -> Dict[str, Tuple[List[Tuple[str, str]], List[T
             continue
         for leaf in leaf_dataset_cfgs(loader['dataset']):
             with DefaultScope.overwrite_default_scope(scope):
-                kind = leaf['type'] if isinstance(leaf['type'], type) else DATASETS.get(
-                    leaf['type'])
-                if not (isinstance(kind, type) and reads_preresized(kind)):
+                if not reads_preresized(leaf['type']):
                     raise SystemExit(f'{split}_dataloader: dataset type {leaf["type"]!r} does not '
                                      'read pre-resized copies (a medtrans classification or '
                                      'segmentation dataset does).')
