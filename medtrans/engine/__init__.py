@@ -1,6 +1,7 @@
 from .hooks import DINOHook, MetricsJsonHook, SafeResumeHook
-from .loops import IterBasedEpochsTrainLoop, epoch_length
+from .loops import IterBasedEpochsTrainLoop, NoPauseIterBasedTrainLoop, epoch_length
 from .optimizers import GuardedAmpOptimWrapper, GuardedOptimWrapper, NonFiniteError
 
 __all__ = ['MetricsJsonHook', 'SafeResumeHook', 'GuardedOptimWrapper', 'GuardedAmpOptimWrapper',
-           'NonFiniteError', 'DINOHook', 'IterBasedEpochsTrainLoop', 'epoch_length']
+           'NonFiniteError', 'DINOHook', 'NoPauseIterBasedTrainLoop', 'IterBasedEpochsTrainLoop',
+           'epoch_length']

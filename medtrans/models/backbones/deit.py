@@ -20,11 +20,31 @@ _ARCHS = {
     'deit-small': 'deit_small_patch16_224',
     'deit-base': 'deit_base_patch16_224',
 }
+# Keys of an ``arch`` dict (mmpretrain's names) -> timm's VisionTransformer arguments.
+_ARCH_KEYS = {'embed_dims': 'embed_dim', 'num_layers': 'depth', 'num_heads': 'num_heads'}
 _PATCH_SIZES = (16, 8)
 # The same resampling as timm's own checkpoint loading, so that both give identical weights.
 _RESAMPLE = dict(interpolation='bicubic', antialias=True)
 
 FeatureOutput = Union[torch.Tensor, List[torch.Tensor]]
+
+
+def _resolve_arch(arch: Union[str, Dict[str, int]]) -> Tuple[str, str, Dict[str, int]]:
+    """The name for messages, the timm architecture and the size arguments it is built with."""
+    if isinstance(arch, str) and arch in _ARCHS:
+        return arch, _ARCHS[arch], {}
+    if not isinstance(arch, dict):
+        raise ValueError(f'DeiT: arch must be one of {sorted(_ARCHS)} or a dict of '
+                         f'{sorted(_ARCH_KEYS)}, got {arch!r}')
+    if set(arch) != set(_ARCH_KEYS) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in arch.values()):
+        raise ValueError(f'DeiT: an arch dict must give exactly {sorted(_ARCH_KEYS)}, each a '
+                         f'positive int, got {arch!r}')
+    if arch['embed_dims'] % arch['num_heads']:
+        raise ValueError(f'DeiT: embed_dims ({arch["embed_dims"]}) must be a multiple of '
+                         f'num_heads ({arch["num_heads"]})')
+    name = 'deit-' + '-'.join(f'{k}{arch[k]}' for k in _ARCH_KEYS)
+    return name, _ARCHS['deit-tiny'], {_ARCH_KEYS[k]: v for k, v in arch.items()}
 
 
 @MODELS.register_module()
@@ -58,8 +78,10 @@ class DeiT(TimmBackbone):
     - any other missing, unexpected or mis-shaped key is an error naming the file.
 
     Args:
-        arch (str): ``'deit-tiny'``, ``'deit-small'`` or ``'deit-base'`` (embedding widths 192,
-            384, 768; 12 blocks). Defaults to ``'deit-small'``.
+        arch (str | dict): ``'deit-tiny'``, ``'deit-small'`` or ``'deit-base'`` (embedding
+            widths 192, 384, 768; 12 blocks), or the DeiT design at another size, as a dict of
+            ``embed_dims``, ``num_layers`` and ``num_heads`` (mmpretrain's keys; MLP ratio 4).
+            Defaults to ``'deit-small'``.
         patch_size (int): 16 or 8. Patch 8 is the same architecture with 8x8 patches (four
             times as many tokens). Defaults to 16.
         img_size (int | tuple[int, int]): Size the position embeddings are stored for; inputs of
@@ -88,7 +110,7 @@ class DeiT(TimmBackbone):
     classifier_prefixes = ('head.', )
 
     def __init__(self,
-                 arch: str = 'deit-small',
+                 arch: Union[str, Dict[str, int]] = 'deit-small',
                  patch_size: int = 16,
                  img_size: Union[int, Tuple[int, int]] = 224,
                  drop_path_rate: float = 0.,
@@ -99,8 +121,7 @@ class DeiT(TimmBackbone):
                  pretrained: Optional[str] = None,
                  init: str = 'kaiming',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        if arch not in _ARCHS:
-            raise ValueError(f'DeiT: arch must be one of {sorted(_ARCHS)}, got {arch!r}')
+        arch, timm_name, size_kwargs = _resolve_arch(arch)
         if patch_size not in _PATCH_SIZES:
             raise ValueError(f'DeiT: patch_size must be one of {_PATCH_SIZES}, got {patch_size!r}')
         check_drop_path_rate(drop_path_rate, 'DeiT')
@@ -112,9 +133,10 @@ class DeiT(TimmBackbone):
             final_norm=final_norm,
             # timm's initialisation is slow (truncated normals) and wasted when the Kaiming
             # initialisation replaces it.
-            weight_init='' if init == 'timm' else 'skip')
+            weight_init='' if init == 'timm' else 'skip',
+            **size_kwargs)
         super().__init__(
-            arch=arch, timm_name=_ARCHS[arch], timm_kwargs=timm_kwargs, out_type=out_type,
+            arch=arch, timm_name=timm_name, timm_kwargs=timm_kwargs, out_type=out_type,
             out_indices=out_indices, pretrained=pretrained, init=init, init_cfg=init_cfg)
         self.patch_size = patch_size
         self.final_norm = final_norm

@@ -20,7 +20,9 @@ flip_and_color_jitter = [
     dict(type='RandomGrayscale', prob=0.2, keep_channels=True,
          channel_weights=(0.114, 0.587, 0.2989)),
 ]
-blur = dict(type='mmpretrain.GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf')
+# DINO's blur radius (0.1-2 pixels at 224) scaled to the crops of 32.
+blur = dict(type='mmpretrain.GaussianBlur', magnitude_range=(0.1 * 32 / 224, 2.0 * 32 / 224),
+            magnitude_std='inf')
 views = dict(
     type='mmpretrain.MultiView',
     num_views=[1, 1, 2],
@@ -52,7 +54,7 @@ train_dataloader = dict(
     dataset=dict(
         type='ISIC2018Task1Dataset', data_root='data/ISIC2018', split='train',
         pipeline=[dict(type='LoadImageStrict'), views, dict(type='mmpretrain.PackInputs')]))
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=12)
+train_cfg = dict(_delete_=True, type='NoPauseIterBasedTrainLoop', max_iters=12)
 val_cfg = None  # the k-NN validation is tested in tests/test_configs/test_dino_configs.py
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=1,

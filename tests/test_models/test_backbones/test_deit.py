@@ -269,8 +269,29 @@ def test_builds_from_registry_with_drop_path():
     assert model.vit.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)
 
 
+def test_arch_dict_is_timm_vision_transformer_of_that_size(tmp_path):
+    """A DeiT of another size (mmpretrain's arch keys) is timm's ViT with those sizes."""
+    torch.manual_seed(0)
+    reference = timm.create_model('deit_tiny_patch16_224', pretrained=False, num_classes=0,
+                                  embed_dim=64, depth=3, num_heads=4, patch_size=8,
+                                  img_size=32, dynamic_img_size=True).eval()
+    path = tmp_path / 'custom.pth'
+    torch.save(reference.state_dict(), path)
+    model = _loaded(arch=dict(embed_dims=64, num_layers=3, num_heads=4), patch_size=8,
+                    img_size=32, pretrained=str(path), out_type='embedding').eval()
+    assert (model.arch, model.embed_dims, model.num_layers) == (
+        'deit-embed_dims64-num_layers3-num_heads4', 64, 3)
+    assert model.vit.blocks[0].attn.num_heads == 4
+    x = torch.randn(2, 3, 48, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[0], timm_features(reference, x)[0], **TOL)
+
+
 @pytest.mark.parametrize('kwargs, match', [
     (dict(arch='deit-large'), 'arch'),
+    (dict(arch=dict(embed_dims=64, num_layers=2)), 'exactly'),
+    (dict(arch=dict(embed_dims=64, num_layers=2, num_heads=3)), 'multiple of num_heads'),
+    (dict(arch=dict(embed_dims=64, num_layers=0, num_heads=4)), 'positive int'),
     (dict(arch='deit-tiny', patch_size=32), 'patch_size'),
     (dict(arch='deit-tiny', out_indices=(12, )), 'out_indices'),
     (dict(arch='deit-tiny', out_indices=(11, -1)), 'twice'),
