@@ -1,13 +1,14 @@
 """What an epoch end costs in MMEngine's ``IterBasedTrainLoop`` and in medtrans's
 ``NoPauseIterBasedTrainLoop`` (the base of the DINO configs' ``IterBasedEpochsTrainLoop``).
 
-Both loops draw the batches of the same dataloader (``DefaultSampler``, shuffled, persistent
+Both loops draw the batches of a dataloader of their own (``DefaultSampler``, shuffled, persistent
 workers as the shipped configs; tiny samples, so that only the epoch transition costs) through
-their own iterator, alternately run after run; the time per epoch end is the whole draw's time
-over the number of epoch ends. Then the study's DINO runs are sized: 300 epochs, each with the
-2 s sleep that MMEngine adds per epoch end, and the iterations of an epoch at the total batch
-of 256 (training split sizes of docs/paper-settings.md). The classification and segmentation
-configs draw from an ``InfiniteSampler``, whose epochs never end: no pause to remove.
+their own iterator, alternately run after run; the time per epoch is the whole draw's time
+over the number of epochs. Then the study's DINO runs are sized: 300 epochs, each with the 2 s
+sleep that MMEngine adds per epoch end, and the iterations of an epoch at the total batch of
+256 (training split sizes of ../shared/docs/paper-settings.md). The classification and
+segmentation configs draw from an ``InfiniteSampler``, whose epochs never end: no pause to
+remove.
 
 Usage: python benchmarks/epoch_end.py [--epochs 5] [--batches 4] [--workers 2] [--repeats 3]
 """
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from medtrans.engine import NoPauseIterBasedTrainLoop
 
-# Training split sizes (docs/paper-settings.md: dataset size x training fraction).
+# Training split sizes (../shared/docs/paper-settings.md: dataset size x training fraction).
 TRAIN_SIZES = {
     'APTOS 2019': int(3662 * 0.70),
     'CBIS-DDSM': int(10239 * 0.8),
@@ -59,7 +60,7 @@ def main() -> None:
             times[loop_type].append(
                 draw_time(loop_type, args.epochs, args.batches, args.workers) / args.epochs)
     print(f'{args.epochs} epochs of {args.batches} batches, {args.workers} persistent workers, '
-          f'{args.repeats} runs each; seconds per epoch end (whole draw / epochs), median '
+          f'{args.repeats} runs each; seconds per epoch (whole draw / epochs), median '
           '(min-max):')
     for loop_type, values in times.items():
         print(f'  {loop_type.__name__:<28} {statistics.median(values):.4f} '

@@ -80,8 +80,9 @@ class DeiT(TimmBackbone):
     Args:
         arch (str | dict): ``'deit-tiny'``, ``'deit-small'`` or ``'deit-base'`` (embedding
             widths 192, 384, 768; 12 blocks), or the DeiT design at another size, as a dict of
-            ``embed_dims``, ``num_layers`` and ``num_heads`` (mmpretrain's keys; MLP ratio 4).
-            Defaults to ``'deit-small'``.
+            ``embed_dims``, ``num_layers`` and ``num_heads`` (mmpretrain's keys; MLP ratio 4;
+            no weight shape depends on ``num_heads``, so a weight file cannot be checked
+            against it). Defaults to ``'deit-small'``.
         patch_size (int): 16 or 8. Patch 8 is the same architecture with 8x8 patches (four
             times as many tokens). Defaults to 16.
         img_size (int | tuple[int, int]): Size the position embeddings are stored for; inputs of

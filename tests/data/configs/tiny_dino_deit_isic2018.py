@@ -1,7 +1,8 @@
 # DINO made tiny for end-to-end tests: DeiT-Ti on global crops of 32 and local crops of 16 pixels,
 # a narrow head, 12 iterations, on a synthetic ISIC 2018 tree (its training images; data_root is
 # set by the test). The components are the shipped DINO configs'; only sizes and lengths change
-# (epochs of 4 iterations: 18 images, batch 4).
+# (epochs of 4 iterations: 18 images, batch 4; the length in iterations, by the base of the
+# shipped loop).
 _base_ = [
     '../../../configs/_base_/models/dino_deit-s.py',
     '../../../configs/_base_/schedules/dino_adamw_cos300e.py',

@@ -1,8 +1,8 @@
 # DINO long enough to learn, for tests/test_tools/test_dino_learns.py: the tiny DINO of
-# tiny_dino_deit_isic2018.py (its views and hooks) with a 4-block DeiT of width 64 on 8-pixel
-# patches, on 32x32 images of a folder-per-class tree (data_root set by the test), half of them
-# for training: 50 epochs of 12 batches of 32. Sharper teacher (temperature 0.02) and a higher
-# LR than the study's settings, which are tuned for 300 epochs.
+# tiny_dino_deit_isic2018.py (its views) with a 4-block DeiT of width 64 on 8-pixel patches, on
+# 32x32 images of a folder-per-class tree (data_root set by the test), half of them for
+# training: 50 epochs of 12 batches of 32. Sharper teacher (temperature 0.02 throughout) and a
+# higher LR than the study's settings, which are tuned for 300 epochs (docs/dino.md).
 _base_ = ['./tiny_dino_deit_isic2018.py']
 model = dict(
     backbone=dict(
