@@ -6,18 +6,13 @@ order fixed and stochastic depth off, so both runs see the same images at every 
 two processes' batches together are the single process's batch. DDP's gradient average is then
 the single process's batch mean.
 """
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from medtrans.datasets.synthetic import write_synthetic_layout
 from medtrans.registry import DATASETS
+from test_engine.train_tool import REPO, run_train_tool
 
-REPO = Path(__file__).resolve().parents[2]
 TINY_CLS = REPO / 'tests' / 'data' / 'configs' / 'tiny_cls_deit_aptos2019.py'
 GLOBAL_BATCH = 4
 ITERS = 3
@@ -42,14 +37,7 @@ param_scheduler = []
 def _train(config, data_root, work_dir, processes, port=None):
     options = ['--data-root', str(data_root), '--cfg-options',
                f'train_dataloader.batch_size={GLOBAL_BATCH // processes}']
-    command = [str(REPO / 'tools' / 'train.py'), str(config), '--work-dir', str(work_dir)]
-    if processes > 1:
-        command = ['-m', 'torch.distributed.run', f'--nproc_per_node={processes}',
-                   f'--master_port={port}', *command, '--launcher', 'pytorch']
-    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
-    result = subprocess.run([sys.executable, *command, *options], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    run_train_tool(config, work_dir, options, processes, port)
     return [torch.load(work_dir / f'iter_{i}.pth', map_location='cpu',
                        weights_only=True)['state_dict'] for i in (1, ITERS)]
 

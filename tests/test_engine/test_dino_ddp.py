@@ -7,17 +7,12 @@ process's batch at every iteration. What DDP changes is then only where the sums
 gradients are averaged across processes by DDP, the centre's batch mean by DINOLoss's
 all-reduce.
 """
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from medtrans.datasets.synthetic import make_synthetic_isic2018
+from test_engine.train_tool import REPO, run_train_tool
 
-REPO = Path(__file__).resolve().parents[2]
 TINY_DINO = REPO / 'tests' / 'data' / 'configs' / 'tiny_dino_deit_isic2018.py'
 GLOBAL_BATCH = 4
 
@@ -54,15 +49,7 @@ custom_hooks = [
 def _train(config, data_root, work_dir, processes, port=None):
     options = ['--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
                f'train_dataloader.batch_size={GLOBAL_BATCH // processes}']
-    command = [str(REPO / 'tools' / 'train.py'), str(config), '--work-dir', str(work_dir)]
-    if processes > 1:
-        command = ['-m', 'torch.distributed.run', f'--nproc_per_node={processes}',
-                   f'--master_port={port}', *command, '--launcher', 'pytorch']
-    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1',
-               PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / 'tests')]))
-    result = subprocess.run([sys.executable, *command, *options], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    run_train_tool(config, work_dir, options, processes, port)
     return [torch.load(work_dir / f'rank{rank}.pth', weights_only=True)
             for rank in range(processes)]
 
