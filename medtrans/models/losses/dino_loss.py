@@ -32,6 +32,10 @@ class DINOLoss(nn.Module):
     from before that update, as DINO does. The centre is a buffer, so it is saved in and
     restored from checkpoints.
 
+    :meth:`teacher_entropy` is the mean entropy of the ``P_t^i``, DINO's collapse monitor (paper,
+    section 5.3): ``ln K`` when the teacher's targets are uniform (centring has won), near 0
+    when they are one-hot (sharpening has won).
+
     Args:
         out_channels (int): Width K of the head's outputs. Defaults to 65536.
         student_temp (float): Student temperature ``T_s``. Defaults to 0.1.
@@ -85,6 +89,23 @@ class DINOLoss(nn.Module):
         loss = cross.mean(dim=-1)[~same_view].mean()
         self.update_center(teacher)
         return loss
+
+    @torch.no_grad()
+    def teacher_entropy(self, teacher_outputs: Sequence[torch.Tensor],
+                        teacher_temp: float) -> torch.Tensor:
+        """Mean entropy (nats) of the teacher's targets ``P_t^i`` over views and samples, with
+        the current centre: call it before the loss, which moves the centre.
+
+        Args:
+            teacher_outputs (Sequence[torch.Tensor]): One ``(B, K)`` output per teacher view.
+            teacher_temp (float): Teacher temperature ``T_t`` at this iteration.
+
+        Returns:
+            torch.Tensor: The scalar entropy, between 0 and ``ln K``.
+        """
+        log_p = F.log_softmax((torch.stack(list(teacher_outputs)).float() - self.center) /
+                              teacher_temp, dim=-1)
+        return -(log_p.exp() * log_p).sum(dim=-1).mean()
 
     @torch.no_grad()
     def update_center(self, teacher: torch.Tensor) -> None:

@@ -161,7 +161,8 @@ class DINO(BaseSelfSupervisor):
             data_samples (list[DataSample], optional): Not used.
 
         Returns:
-            dict[str, torch.Tensor]: ``loss``.
+            dict[str, torch.Tensor]: ``loss``, and ``teacher_entropy`` (logged, not trained
+            on; see :meth:`DINOLoss.teacher_entropy`).
         """
         if not isinstance(inputs, (list, tuple)) or len(inputs) <= self.num_global_views:
             count = len(inputs) if isinstance(inputs, (list, tuple)) else 'a tensor, not a list'
@@ -175,8 +176,10 @@ class DINO(BaseSelfSupervisor):
             teacher_outputs = self._project(self.teacher['backbone'], self.teacher['head'],
                                             inputs[:self.num_global_views])
         student_outputs = self._project(self.backbone, self.head, inputs)
+        # Before the loss, which moves the centre.
+        entropy = self.loss_module.teacher_entropy(teacher_outputs, self.teacher_temp)
         loss = self.loss_module(student_outputs, teacher_outputs, self.teacher_temp)
-        return dict(loss=loss)
+        return dict(loss=loss, teacher_entropy=entropy)
 
     def extract_feat(self, inputs: torch.Tensor) -> Tuple[torch.Tensor]:
         """The teacher's image embedding, the one DINO is evaluated and exported with.

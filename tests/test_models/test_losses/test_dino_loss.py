@@ -89,3 +89,17 @@ def test_bad_views_are_refused(student, teacher, match):
 def test_bad_arguments_are_refused(kwargs):
     with pytest.raises(ValueError):
         DINOLoss(**kwargs)
+
+
+def test_teacher_entropy_is_that_of_the_targets_before_the_centre_moves():
+    loss_fn = DINOLoss(out_channels=32)
+    loss_fn.center.copy_(torch.randn(1, 32, generator=torch.Generator().manual_seed(9)))
+    teacher = views(2, seed=8)
+    entropy = loss_fn.teacher_entropy(teacher, 0.04)
+    p = [F.softmax((t.double() - loss_fn.center.double()) / 0.04, dim=-1) for t in teacher]
+    expected = torch.stack([-(q * q.log()).sum(-1) for q in p]).mean()
+    torch.testing.assert_close(entropy.double(), expected, rtol=1e-5, atol=1e-6)
+    # Collapse to uniform targets: every sample's output equals the centre.
+    uniform = [loss_fn.center.expand(5, 32).clone() for _ in range(2)]
+    torch.testing.assert_close(loss_fn.teacher_entropy(uniform, 0.04),
+                               torch.tensor(32.).log())

@@ -3,6 +3,7 @@ backbone through its embedding."""
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from medtrans.models.selfsup import DINO
 from medtrans.setup_env import register_all_modules
@@ -46,7 +47,8 @@ def test_loss_is_dino_loss_of_teacher_and_student_outputs():
             p.add_(0.01 * torch.randn_like(p))
     model.train()
     views = multi_crop()
-    loss = model.loss(views)['loss']
+    outputs = model.loss(views)
+    loss = outputs['loss']
 
     def project(part, view):
         return part['head'](part['backbone'].forward_embedding(view))
@@ -57,6 +59,13 @@ def test_loss_is_dino_loss_of_teacher_and_student_outputs():
         student_out = [project(student, v) for v in views]
     expected = reference_loss(student_out, teacher_out, torch.zeros(1, 48), 0.05, 0.1)
     torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=1e-6)
+    # The teacher's entropy is logged beside the loss, not trained on.
+    targets = [F.softmax(t.double() / 0.05, dim=-1) for t in teacher_out]
+    entropy = torch.stack([-(q * q.log()).sum(-1) for q in targets]).mean()
+    torch.testing.assert_close(outputs['teacher_entropy'].double(), entropy, rtol=1e-5,
+                               atol=1e-6)
+    total, log_vars = model.parse_losses(outputs)
+    assert torch.equal(total, loss) and set(log_vars) == {'loss', 'teacher_entropy'}
     loss.backward()
     assert all(p.grad is not None for p in model.backbone.parameters())
     assert all(p.grad is None for p in model.teacher.parameters())
