@@ -2,7 +2,8 @@
 PyTorch.
 
 Both sides train the DINO model of a shipped config (default: DeiT-S on ISIC 2019) on the same
-multi-crop batches and do the same computation:
+multi-crop batches and do the same computation, except the teacher's entropy, which the Runner's
+``DINO.loss`` also computes for its log (one softmax over the teacher's outputs):
 
 * Runner: the real MMEngine Runner built from the config runs its own ``train()``; one step is
   ``IterBasedTrainLoop.run_iter``: every hook (DINOHook's teacher temperature, last-layer

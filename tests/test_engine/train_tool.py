@@ -1,4 +1,5 @@
-"""``tools/train.py`` in one process, or in N gloo processes under torchrun (the DDP tests)."""
+"""``tools/train.py`` in one process, or in N processes under torchrun (gloo on CPUs; the DDP
+tests)."""
 import os
 import subprocess
 import sys

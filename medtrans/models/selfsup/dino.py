@@ -33,7 +33,8 @@ class DINO(BaseSelfSupervisor):
     then the local crops), runs the teacher on the first ``num_global_views`` and the student
     on all of them (one backbone pass per run of equal-sized views, as DINO's
     ``MultiCropWrapper``), and returns ``loss``: the :class:`~medtrans.models.losses.DINOLoss`
-    ``loss`` at the teacher temperature :attr:`teacher_temp`, which ``DINOHook`` also sets.
+    ``loss`` at the teacher temperature :attr:`teacher_temp`, which ``DINOHook`` also sets; and
+    ``teacher_entropy``, logged only (:meth:`DINOLoss.teacher_entropy`).
 
     The teacher runs without its stochastic layers (dropout, stochastic depth), as DINO's
     teacher is built without them; its batch norms, like DINO's, use batch statistics while
