@@ -12,7 +12,8 @@ from typing import List, Sequence
 from mmengine import DefaultScope
 from mmengine.logging import print_log
 
-from medtrans.utils.compat import apply_compat
+from medtrans.fileio import install_safe_checkpoint_loader, register_atomic_backend
+from medtrans.utils import install_mmcv_ops_stub
 
 PLUGIN_GROUP = 'medtrans.plugins'
 # register_all_modules() runs more than once per process; the plugins are logged once.
@@ -55,11 +56,24 @@ def log_plugins(entry_point_modules: List[str], custom_imports: Sequence[str] = 
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Register all medtrans modules and installed plugins into the registries.
 
+    It also applies, once per process, what medtrans needs outside its own registries (importing
+    medtrans does none of it):
+
+    * MMEngine's checkpoint loading of local files (``load_from``, ``--resume``,
+      ``mmengine.runner.load_checkpoint``) goes through
+      :func:`medtrans.fileio.safe_load`, which never runs code from a file;
+    * the atomic file backend ``medtrans_atomic_local`` that the configs' checkpoint hooks use
+      (:func:`medtrans.fileio.register_atomic_backend`);
+    * with mmcv-lite, a stand-in for ``mmcv._ext`` that ``import mmseg.models`` needs
+      (:mod:`medtrans.utils.mmcv_ext`).
+
     Args:
         init_default_scope (bool): Whether to set the default scope to ``medtrans``, so that
             registries build medtrans modules by bare name. Defaults to True.
     """
-    apply_compat()
+    install_mmcv_ops_stub()
+    install_safe_checkpoint_loader()
+    register_atomic_backend()
     import medtrans.datasets  # noqa: F401
     import medtrans.engine  # noqa: F401
     import medtrans.evaluation  # noqa: F401

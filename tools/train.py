@@ -36,15 +36,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    from mmengine.dist import is_main_process
-
-    from medtrans.apis import (
-        build_runner,
-        check_work_dir,
-        close_distributed,
-        final_metrics_summary,
-        prepare_config,
-    )
+    from medtrans.apis import build_runner, check_work_dir, close_distributed, prepare_config
 
     cfg = load_config(args.config, args.cfg_options, args.local_rank, **retarget_options(args))
     resume = True if args.resume == 'auto' else (args.resume or False)
@@ -55,8 +47,6 @@ def main():
     runner = build_runner(cfg)
     try:
         runner.train()
-        if is_main_process():
-            print(final_metrics_summary(runner), flush=True)
     finally:
         close_distributed()
 

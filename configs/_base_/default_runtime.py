@@ -1,5 +1,7 @@
-# Runtime shared by every medtrans config.
+# Runtime shared by every medtrans config. MMEngine's entry points build the runner it names
+# (`RUNNERS.build(cfg)`); `Runner.from_cfg(cfg)` runs the config with MMEngine's plain Runner.
 default_scope = 'medtrans'
+runner_type = 'MedtransRunner'
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
@@ -14,7 +16,9 @@ log_processor = dict(by_epoch=False, window_size=20)
 log_level = 'INFO'
 load_from = None
 resume = False
+# SplitRecordHook keeps each divided split in {work_dir}/splits/ and checks later runs against it.
 custom_hooks = [
     dict(type='MetricsJsonHook'),
     dict(type='SafeResumeHook'),
+    dict(type='SplitRecordHook'),
 ]

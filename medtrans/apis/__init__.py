@@ -11,28 +11,19 @@ from .inference import (
 )
 from .knn import is_runner_checkpoint, knn_evaluate, prepare_knn_config
 from .retarget import check_overrides, retarget
-from .run import (
-    build_runner,
-    check_work_dir,
-    close_distributed,
-    compile_modules,
+from .run import build_runner, check_work_dir, close_distributed, prepare_config
+from .test_outputs import (
     enable_mask_export,
     enable_predictions_csv,
     enable_show_dir,
-    fill_placeholders,
-    fill_work_dir,
-    final_metrics_summary,
-    latest_checkpoint,
-    prepare_config,
     read_only_tested_split,
 )
 
 __all__ = [
-    'prepare_config', 'build_runner', 'fill_work_dir', 'enable_show_dir', 'close_distributed',
-    'check_work_dir', 'final_metrics_summary', 'latest_checkpoint', 'add_config_args',
-    'add_launcher_args', 'load_config', 'enable_predictions_csv', 'enable_mask_export',
-    'fill_placeholders', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
+    'prepare_config', 'build_runner', 'enable_show_dir', 'close_distributed', 'check_work_dir',
+    'add_config_args', 'add_launcher_args', 'load_config', 'enable_predictions_csv',
+    'enable_mask_export', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
     'export_backbone', 'read_only_tested_split', 'retarget', 'retarget_options', 'check_overrides',
     'init_model', 'inference', 'extract_features', 'infer_to_dir', 'sliding_window', 'list_images',
-    'model_inputs', 'compile_modules'
+    'model_inputs'
 ]

@@ -4,9 +4,8 @@ from typing import Dict
 
 import torch
 
+from medtrans.engine import latest_checkpoint
 from medtrans.models.utils import read_state_dict, save_state_dict
-
-from .run import latest_checkpoint
 
 __all__ = ['export_backbone', 'BACKBONE_PARTS']
 

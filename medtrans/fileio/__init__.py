@@ -1,3 +1,14 @@
-from .atomic import AtomicLocalBackend, atomic_write_bytes, atomic_write_text
+from .atomic import (
+    ATOMIC_BACKEND,
+    AtomicLocalBackend,
+    atomic_write_bytes,
+    atomic_write_text,
+    register_atomic_backend,
+)
+from .safe_load import UnsafeCheckpointError, install_safe_checkpoint_loader, safe_load
 
-__all__ = ['atomic_write_bytes', 'atomic_write_text', 'AtomicLocalBackend']
+__all__ = [
+    'atomic_write_bytes', 'atomic_write_text', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
+    'register_atomic_backend', 'safe_load', 'UnsafeCheckpointError',
+    'install_safe_checkpoint_loader'
+]

@@ -8,7 +8,13 @@ from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
-__all__ = ['atomic_write_bytes', 'atomic_write_text', 'AtomicLocalBackend']
+__all__ = [
+    'atomic_write_bytes', 'atomic_write_text', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
+    'register_atomic_backend'
+]
+
+#: The name configs give MMEngine's file backends (``backend_args=dict(backend=...)``).
+ATOMIC_BACKEND = 'medtrans_atomic_local'
 
 # The process's umask, read once at import (reading it means setting it, which is not
 # thread-safe): new files get the permissions open() would give them.
@@ -69,7 +75,6 @@ def atomic_write_text(path: Union[str, Path], text: str, encoding: str = 'utf-8'
     atomic_write_bytes(path, text.encode(encoding))
 
 
-@register_backend('medtrans_atomic_local')
 class AtomicLocalBackend(LocalBackend):
     """MMEngine's local file backend with atomic ``put``/``put_text``.
 
@@ -78,7 +83,7 @@ class AtomicLocalBackend(LocalBackend):
     checkpoint files are then never left half-written. MMEngine's ``CheckpointHook`` writes the
     ``last_checkpoint`` pointer with a plain ``open`` in the work dir, not through this backend,
     so the pointer is not atomic: a kill can leave it empty or naming the previous checkpoint
-    (which is why :func:`medtrans.apis.latest_checkpoint` prefers the numbered checkpoints).
+    (which is why :func:`medtrans.engine.latest_checkpoint` prefers the numbered checkpoints).
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
@@ -86,3 +91,10 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
         atomic_write_text(filepath, obj, encoding)
+
+
+def register_atomic_backend() -> None:
+    """Register :class:`AtomicLocalBackend` in MMEngine's file backends as
+    :data:`ATOMIC_BACKEND` (idempotent; called by
+    :func:`medtrans.setup_env.register_all_modules`, not on import)."""
+    register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)

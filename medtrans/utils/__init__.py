@@ -1,13 +1,3 @@
-from .compat import (
-                     UnsafeCheckpointError,
-                     apply_compat,
-                     export_local_rank,
-                     init_cpu_distributed,
-                     safe_load,
-                     use_cpu_distributed,
-)
+from .mmcv_ext import install_mmcv_ops_stub
 
-__all__ = [
-    'apply_compat', 'safe_load', 'UnsafeCheckpointError', 'init_cpu_distributed',
-    'use_cpu_distributed', 'export_local_rank'
-]
+__all__ = ['install_mmcv_ops_stub']

@@ -1,8 +1,8 @@
 # The study's supervised recipe: Adam, 1,000 linear warm-up iterations, LR / 10 whenever the
 # validation metric stops improving, down to 1e-6; keep the best checkpoint. Iteration-based,
 # validating every 500 iterations; each validation is one step of the plateau scheduler.
-# '{monitor}' is the dataset base's `monitor` (its headline validation metric), filled in when
-# the run is assembled (medtrans.apis.prepare_config), so that one variable sets both uses.
+# The monitored metric is the first one the validation reports ('auto'), the dataset's headline
+# metric (its base's `monitor`): the best checkpoint and the plateau steps follow it.
 lr = 1e-4
 val_interval = 500
 # A NaN/inf loss or gradient stops the run before it reaches the weights ('skip' to go on).
@@ -14,7 +14,7 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1000),
     dict(
-        type='ReduceOnPlateauLR', monitor='{monitor}', rule='greater', factor=0.1, patience=4,
+        type='AutoReduceOnPlateauLR', monitor='auto', rule='greater', factor=0.1, patience=4,
         min_value=1e-6, by_epoch=True),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=20000, val_interval=val_interval)
@@ -26,7 +26,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=val_interval, max_keep_ckpts=1,
-        save_best='{monitor}', rule='greater', save_last=True,
+        save_best='auto', rule='greater', save_last=True,
         backend_args=dict(backend='medtrans_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from medtrans.fileio import atomic_write_bytes
-from medtrans.utils import safe_load
+from medtrans.fileio import safe_load
 
 from .manifest import verify_weight_file
 
@@ -29,8 +29,8 @@ def read_state_dict(path: str, field: str = 'pretrained') -> Dict[str, torch.Ten
 
     If a ``SHA256SUMS`` manifest beside the file lists it (as
     ``tools/misc/download_timm_weights.py`` writes), the file's checksum is verified first. The
-    file is read with :func:`medtrans.utils.safe_load` (``weights_only``), so a file holding
-    pickled objects is refused with :class:`medtrans.utils.UnsafeCheckpointError`. A state dict
+    file is read with :func:`medtrans.fileio.safe_load` (``weights_only``), so a file holding
+    pickled objects is refused with :class:`medtrans.fileio.UnsafeCheckpointError`. A state dict
     wrapped under ``'state_dict'`` or ``'model'`` is unwrapped.
 
     Args:

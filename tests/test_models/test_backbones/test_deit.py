@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from medtrans.models import DeiT
 from medtrans.registry import MODELS
-from medtrans.utils import UnsafeCheckpointError
+from medtrans.fileio import UnsafeCheckpointError
 
 TOL = dict(atol=1e-5, rtol=0)
 

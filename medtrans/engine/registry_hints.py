@@ -5,15 +5,15 @@ MMEngine reports ``'Deit is not in the mmseg::model registry. Please check wheth
 section built in another package's scope (``_scope_='mmseg'`` in the segmentation models), a
 medtrans type needs its scope prefix (``medtrans.DeiT``), which that message does not suggest.
 """
+import contextlib
 import difflib
-import functools
 import re
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import mmengine.registry as mmengine_registry
 from mmengine.config import Config
 
-__all__ = ['registry_hint', 'with_registry_hints']
+__all__ = ['registry_hint', 'registry_hints']
 
 _MISS = re.compile(r"^'?(?P<name>[\w.]+) is not in the (?P<scope>[\w]+)::(?P<registry>[\w ]+) "
                    r'registry')
@@ -53,7 +53,7 @@ def _registered(root) -> List[Tuple[str, str]]:
     return names
 
 
-def registry_hint(error: KeyError, cfg: Optional[Config] = None) -> Optional[str]:
+def registry_hint(error: KeyError, cfg: Optional[Union[Config, dict]] = None) -> Optional[str]:
     """A message for MMEngine's registry-miss ``KeyError``, or None for another error.
 
     Names the config field(s) holding the type, up to three registered names close to it (with
@@ -64,7 +64,8 @@ def registry_hint(error: KeyError, cfg: Optional[Config] = None) -> Optional[str
     if match is None:
         return None
     name, scope, registry_name = match['name'], match['scope'], match['registry']
-    fields = list(_type_fields(cfg.to_dict(), name)) if cfg is not None else []
+    tree = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    fields = list(_type_fields(tree, name)) if tree else []
     root = _root(registry_name)
     candidates = _registered(root) if root is not None else []
     bare = name.split('.')[-1]
@@ -84,18 +85,14 @@ def registry_hint(error: KeyError, cfg: Optional[Config] = None) -> Optional[str
     return message
 
 
-def with_registry_hints(function: Callable, cfg: Optional[Config] = None) -> Callable:
-    """``function`` with MMEngine's registry-miss ``KeyError`` re-raised with
+@contextlib.contextmanager
+def registry_hints(cfg=None) -> Iterator[None]:
+    """Re-raise MMEngine's registry-miss ``KeyError`` inside the block with
     :func:`registry_hint`'s message (the original chained)."""
-
-    @functools.wraps(function)
-    def wrapped(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except KeyError as error:
-            hint = registry_hint(error, cfg)
-            if hint is None:
-                raise
-            raise KeyError(hint) from error
-
-    return wrapped
+    try:
+        yield
+    except KeyError as error:
+        hint = registry_hint(error, cfg)
+        if hint is None:
+            raise
+        raise KeyError(hint) from error

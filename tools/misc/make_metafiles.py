@@ -1,0 +1,364 @@
+"""Write each config folder's ``metafile.yml`` and the results table of its ``README.md``
+(mmpretrain's layout), from the config files, the study specs and the paper's numbers.
+
+    python tools/misc/make_metafiles.py           # (re)write them
+    python tools/misc/make_metafiles.py --check   # exit 1, naming the stale files, if one differs
+
+Each runnable config under ``configs/classification/<model>/``, ``configs/dino/``,
+``configs/knn/<model>/`` and ``configs/deeplabv3/`` (with the headline
+``configs/deeplab3_deit_s_isic2018.py``) is one ``Models`` entry, named by its file stem, with
+metadata read from that name. Which table cells a config reproduces is what the study specs
+(``configs/studies/table*.py``, ``tools/run_study.py``) say; their numbers are :data:`PAPER`.
+A config in no cell (a DINO pretraining, a segmentation ablation the paper does not report)
+gets ``Results: null``. A README keeps its prose; only the part between :data:`BEGIN` and
+:data:`END` is written here.
+"""
+import argparse
+import itertools
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+from mmengine.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER_TITLE = 'Pretrained ViTs Yield Versatile Representations For Medical Images'
+PAPER_URL = 'https://arxiv.org/abs/2303.07034'
+HEADLINE = 'configs/deeplab3_deit_s_isic2018.py'
+BEGIN = '<!-- [RESULTS-BEGIN] written by tools/misc/make_metafiles.py: do not edit -->'
+END = '<!-- [RESULTS-END] -->'
+HEADER = ('# Written by tools/misc/make_metafiles.py from the configs, configs/studies/ and the\n'
+          "# paper's numbers: edit those and rerun it, not this file.\n")
+
+_COLUMNS = ('APTOS2019', 'CBIS-DDSM', 'ISIC2019', 'CheXpert', 'PCam')
+Cell = Tuple[str, str, str]
+
+
+def _rows(table: str, rows: Dict[str, tuple]) -> Dict[Cell, Tuple[float, float]]:
+    return {(table, row, column): value
+            for row, values in rows.items() for column, value in zip(_COLUMNS, values)}
+
+
+#: Every cell of the paper's Tables 1-5: (table, row, column), named as in
+#: ``medtrans.analysis.paper`` and the study specs -> (median, standard deviation) over 5 runs,
+#: as printed in the paper (Table 3's ImageNet and DINO rows are deterministic: +- 0.000).
+PAPER: Dict[Cell, Tuple[float, float]] = {
+    **_rows('Table 1', {
+        'random Inception': (
+            (0.834, 0.012), (0.922, 0.003), (0.664, 0.008), (0.794, 0.001), (0.953, 0.006)),
+        'random ResNet50': (
+            (0.849, 0.022), (0.916, 0.005), (0.660, 0.016), (0.796, 0.000), (0.943, 0.008)),
+        'random DeiT-S': (
+            (0.687, 0.017), (0.906, 0.005), (0.579, 0.013), (0.762, 0.002), (0.921, 0.002)),
+        'random Swin-T': (
+            (0.679, 0.022), (0.898, 0.005), (0.619, 0.080), (0.780, 0.001), (0.936, 0.002)),
+        'ImageNet Inception': (
+            (0.876, 0.007), (0.943, 0.010), (0.760, 0.011), (0.797, 0.001), (0.958, 0.004)),
+        'ImageNet ResNet50': (
+            (0.893, 0.004), (0.954, 0.005), (0.810, 0.008), (0.801, 0.001), (0.960, 0.004)),
+        'ImageNet DeiT-S': (
+            (0.896, 0.005), (0.949, 0.006), (0.844, 0.021), (0.794, 0.000), (0.964, 0.008)),
+        'ImageNet Swin-T': (
+            (0.904, 0.005), (0.965, 0.007), (0.832, 0.008), (0.805, 0.001), (0.968, 0.006)),
+        'ImageNet+DINO Inception': (
+            (0.881, 0.013), (0.942, 0.003), (0.774, 0.009), (0.797, 0.001), (0.960, 0.001)),
+        'ImageNet+DINO ResNet50': (
+            (0.894, 0.008), (0.955, 0.002), (0.833, 0.007), (0.801, 0.000), (0.962, 0.004)),
+        'ImageNet+DINO DeiT-S': (
+            (0.896, 0.010), (0.956, 0.002), (0.853, 0.009), (0.801, 0.001), (0.976, 0.002)),
+        'ImageNet+DINO Swin-T': (
+            (0.907, 0.003), (0.964, 0.002), (0.860, 0.009), (0.809, 0.001), (0.969, 0.003)),
+    }),
+    ('Table 2', 'DeepLabV3 ResNet50', 'ISIC2018'): (0.802, 0.012),
+    ('Table 2', 'DeepLabV3 ResNet50', 'CSAW-S'): (0.320, 0.008),
+    ('Table 2', 'DeepLabV3 DeiT-S', 'ISIC2018'): (0.845, 0.014),
+    ('Table 2', 'DeepLabV3 DeiT-S', 'CSAW-S'): (0.322, 0.028),
+    **_rows('Table 3', {
+        'random ResNet50': (
+            (0.000, 0.000), (0.531, 0.063), (0.125, 0.000), (0.490, 0.029), (0.396, 0.079)),
+        'random DeiT-S': (
+            (0.018, 0.086), (0.596, 0.103), (0.129, 0.026), (0.501, 0.013), (0.443, 0.073)),
+        'ImageNet ResNet50': (
+            (0.676, 0.000), (0.874, 0.000), (0.248, 0.000), (0.682, 0.000), (0.896, 0.000)),
+        'ImageNet DeiT-S': (
+            (0.687, 0.000), (0.856, 0.000), (0.242, 0.000), (0.675, 0.000), (0.892, 0.000)),
+        'ImageNet+DINO ResNet50': (
+            (0.786, 0.000), (0.897, 0.000), (0.338, 0.000), (0.697, 0.000), (0.907, 0.000)),
+        'ImageNet+DINO DeiT-S': (
+            (0.781, 0.000), (0.898, 0.000), (0.637, 0.000), (0.739, 0.000), (0.953, 0.000)),
+    }),
+    **_rows('Table 4', {
+        'ResNet18': (
+            (0.893, 0.003), (0.950, 0.003), (0.785, 0.015), (0.793, 0.001), (0.959, 0.012)),
+        'ResNet50': (
+            (0.893, 0.004), (0.954, 0.005), (0.810, 0.008), (0.801, 0.001), (0.960, 0.004)),
+        'ResNet152': (
+            (0.900, 0.004), (0.960, 0.003), (0.798, 0.012), (0.801, 0.001), (0.965, 0.003)),
+        'DeiT-T': (
+            (0.901, 0.005), (0.946, 0.006), (0.810, 0.013), (0.789, 0.001), (0.961, 0.003)),
+        'DeiT-S': (
+            (0.896, 0.005), (0.949, 0.006), (0.844, 0.021), (0.794, 0.000), (0.964, 0.008)),
+        'DeiT-B': (
+            (0.897, 0.004), (0.953, 0.004), (0.840, 0.013), (0.795, 0.001), (0.969, 0.002)),
+    }),
+    **_rows('Table 5', {
+        'DeiT-S 16x16': (
+            (0.896, 0.005), (0.949, 0.006), (0.844, 0.021), (0.794, 0.000), (0.964, 0.008)),
+        'DeiT-S 8x8': (
+            (0.898, 0.006), (0.947, 0.007), (0.847, 0.015), (0.800, 0.001), (0.964, 0.002)),
+    }),
+}
+
+#: Dataset name part -> (display name, metric key: the dataset base's ``monitor``).
+DATASETS = {
+    'aptos2019': ('APTOS 2019', 'kappa'),
+    'cbis-ddsm': ('CBIS-DDSM', 'auc'),
+    'isic2019': ('ISIC 2019', 'recall'),
+    'chexpert': ('CheXpert', 'auc'),
+    'pcam': ('PatchCamelyon', 'auc'),
+    'isic2018': ('ISIC 2018 Task 1', 'IoU'),
+    'csaw-s': ('CSAW-S', 'IoU'),
+}
+#: Model name part -> display name.
+MODELS = {
+    'resnet18': 'ResNet-18', 'resnet50': 'ResNet-50', 'resnet152': 'ResNet-152',
+    'r50-d8': 'ResNet-50', 'inception-v3': 'Inception-v3', 'swin-t': 'Swin-T',
+    'deit-t': 'DeiT-T', 'deit-s': 'DeiT-S', 'deit-b': 'DeiT-B',
+    'deit-s-p8': 'DeiT-S (8x8 patches)',
+}
+#: Initialisation name part (none: ImageNet, as the segmentation configs) -> display name.
+INITS = {'random': 'random', 'in1k': 'ImageNet', 'in1k-dino': 'ImageNet+DINO', None: 'ImageNet'}
+
+_INIT = r'(?P<init>random|in1k|in1k-dino)'
+_BATCH = r'(?P<gpus>\d+)xb(?P<batch>\d+)'
+#: Config folder kind -> the pattern of its config names (docs/classification.md, docs/dino.md,
+#: docs/knn.md, mmseg's naming for configs/deeplabv3/).
+PATTERNS = {
+    'classification': rf'(?P<model>[^_]+)_{_INIT}_{_BATCH}_plateau_(?P<data>[^_]+)-224',
+    'dino': rf'dino_(?P<model>[^_]+)_in1k_{_BATCH}_(?P<epochs>\d+)e_(?P<data>[^_]+)-224-96',
+    'knn': rf'knn_(?P<model>[^_]+)_{_INIT}_{_BATCH}_(?P<data>[^_]+)-224',
+    'deeplabv3': rf'deeplabv3_(?P<model>[^_]+?)(?:_(?P<init>random))?_{_BATCH}_plateau_'
+                 r'(?P<data>[^_]+)-512x512',
+}
+#: The headline keeps its name (docs/style.md); its fields are those of the name it would have
+#: (the batch of its dataset base, isic2018_task1_512x512.py).
+HEADLINE_FIELDS = dict(model='deit-s', init=None, gpus='1', batch='8', data='isic2018')
+
+
+def folders() -> Dict[str, List[str]]:
+    """Each config folder (repo-relative) -> its runnable configs (repo-relative paths)."""
+    found: Dict[str, List[str]] = {}
+    for pattern in ('classification/*/*.py', 'dino/*.py', 'knn/*/*.py', 'deeplabv3/*.py'):
+        for path in sorted((ROOT / 'configs').glob(pattern)):
+            rel = path.relative_to(ROOT)
+            found.setdefault(rel.parent.as_posix(), []).append(rel.as_posix())
+    found['configs/deeplabv3'].insert(0, HEADLINE)
+    return found
+
+
+def kind_of(folder: str) -> str:
+    return folder.split('/')[1]
+
+
+def fields_of(config: str, kind: str) -> Dict[str, Optional[str]]:
+    """The fields of a config's name; an unexpected name is an error, not a guess."""
+    if config == HEADLINE:
+        return dict(HEADLINE_FIELDS)
+    stem = Path(config).stem
+    match = re.fullmatch(PATTERNS[kind], stem)
+    if not match or match.group('model') not in MODELS or match.group('data') not in DATASETS:
+        raise ValueError(f'{config}: the name does not follow {PATTERNS[kind]!r} with a known '
+                         f'model ({", ".join(MODELS)}) and dataset ({", ".join(DATASETS)}).')
+    return match.groupdict()
+
+
+def _expand(grid: dict, keys: Tuple[str, ...]) -> List[dict]:
+    # As medtrans.analysis.study expands a spec's grid (read here without importing medtrans).
+    axes = list(grid['values'])
+    cells = []
+    for choice in itertools.product(*(list(grid['values'][axis].items()) for axis in axes)):
+        values = {}
+        for axis, (display, extra) in zip(axes, choice):
+            values[axis] = display
+            values.update(extra or {})
+        cells.append({key: grid[key].format(**values) for key in keys})
+    return cells
+
+
+def study_cells() -> Tuple[Dict[str, List[Cell]], List[str]]:
+    """Config -> the table cells the study specs run it for; and the pretraining configs."""
+    cells: Dict[str, List[Cell]] = {}
+    pretraining: List[str] = []
+    for spec_path in sorted((ROOT / 'configs' / 'studies').glob('table*.py')):
+        spec = Config.fromfile(str(spec_path))
+        items = [dict(c) for c in spec.get('cells') or []]
+        if spec.get('grid'):
+            items += _expand(spec.grid, ('table', 'row', 'column', 'config'))
+        for item in items:
+            cells.setdefault(item['config'], []).append(
+                (item['table'], item['row'], item['column']))
+        items = spec.get('pretraining') or []
+        if isinstance(items, dict):  # a grid
+            items = _expand(items, ('config', ))
+        pretraining += [item['config'] for item in items]
+    return cells, sorted(set(pretraining))
+
+
+def _results(config: str, kind: str, fields: dict, cells: List[Cell]) -> Optional[list]:
+    if not cells:
+        return None
+    numbers = {PAPER[cell] for cell in cells}
+    if len(numbers) != 1:
+        raise ValueError(f'{config}: its cells {cells} hold different numbers {numbers}.')
+    median, std = numbers.pop()
+    dataset, metric = DATASETS[fields['data']]
+    task = 'Semantic Segmentation' if kind == 'deeplabv3' else 'Image Classification'
+    return [dict(Task=task, Dataset=dataset, Metrics={metric: median, f'{metric}_std': std})]
+
+
+def _entry(config: str, kind: str, collection: str, cells: List[Cell],
+           downstream: List[str]) -> dict:
+    fields = fields_of(config, kind)
+    metadata = {'Training Data': DATASETS[fields['data']][0],
+                'Initialization': INITS[fields['init']] if kind != 'dino' else 'ImageNet'}
+    if kind == 'deeplabv3':
+        metadata['Encoder'] = MODELS[fields['model']]
+    if kind == 'knn':
+        metadata['Evaluation'] = 'k-NN of frozen features'
+    if kind == 'dino':
+        metadata['Epochs'] = int(fields['epochs'])
+    metadata['Batch Size'] = int(fields['gpus']) * int(fields['batch'])
+    metadata['GPUs'] = int(fields['gpus'])
+    if cells:
+        metadata['Paper Tables'] = sorted({table for table, _, _ in cells})
+    entry = {'Name': Path(config).stem, 'In Collection': collection, 'Metadata': metadata,
+             'Results': _results(config, kind, fields, cells), 'Config': config}
+    if downstream:
+        entry['Downstream'] = downstream
+    return entry
+
+
+def _collection(folder: str, configs: List[str]) -> dict:
+    kind = kind_of(folder)
+    models = sorted({MODELS[fields_of(c, kind)['model']] for c in configs})
+    if kind == 'classification':
+        name, architecture = f'{models[0]} medical classification', models
+    elif kind == 'knn':
+        name, architecture = f'{models[0]} k-NN', models + ['k-NN']
+    elif kind == 'dino':
+        name, architecture = 'DINO medical pretraining', ['DINO'] + models
+    else:
+        name, architecture = 'DeepLabV3 medical segmentation', ['DeepLabV3'] + models
+    data = [DATASETS[d][0] for d in DATASETS if any(fields_of(c, kind)['data'] == d
+                                                    for c in configs)]
+    return {'Name': name,
+            'Metadata': {'Training Data': data, 'Architecture': architecture},
+            'Paper': {'Title': PAPER_TITLE, 'URL': PAPER_URL},
+            'README': f'{folder}/README.md'}
+
+
+def metafiles() -> Dict[str, dict]:
+    """Each config folder -> its metafile's content."""
+    cells, pretraining = study_cells()
+    found = folders()
+    downstream: Dict[Tuple[str, str], List[str]] = {}
+    for folder, configs in found.items():
+        if kind_of(folder) in ('classification', 'knn'):
+            for config in configs:
+                fields = fields_of(config, kind_of(folder))
+                if fields['init'] == 'in1k-dino':
+                    downstream.setdefault((fields['model'], fields['data']), []).append(
+                        Path(config).stem)
+    out = {}
+    for folder, configs in found.items():
+        kind = kind_of(folder)
+        collection = _collection(folder, configs)
+        models = []
+        for config in configs:
+            fields = fields_of(config, kind)
+            after = []
+            if kind == 'dino':
+                if config not in pretraining:
+                    raise ValueError(f'{config}: no study spec pretrains with it.')
+                after = sorted(downstream.get((fields['model'], fields['data']), []))
+            models.append(_entry(config, kind, collection['Name'], cells.get(config, []), after))
+        out[folder] = {'Collections': [collection], 'Models': models}
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """mmpretrain's metafile layout: list items indented under their key."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
+
+
+def dump(metafile: dict) -> str:
+    return HEADER + yaml.dump(metafile, Dumper=_Dumper, sort_keys=False, width=100,
+                              allow_unicode=True)
+
+
+def results_table(folder: str, metafile: dict) -> str:
+    """The README's results table: one row per config, the paper's number or why there is none."""
+    lines = ['| Model | Init | Dataset | Metric | Paper (median ± std) | Paper table | Config |',
+             '| :-- | :-: | :-: | :-: | :-: | :-: | :-: |']
+    for model in metafile['Models']:
+        meta = model['Metadata']
+        link = Path(model['Config']).relative_to(folder) if model['Config'].startswith(
+            folder + '/') else Path('..') / Path(model['Config']).relative_to('configs')
+        if model['Results']:
+            (metric, median), (_, std) = model['Results'][0]['Metrics'].items()
+            value = f'{median:.3f} ± {std:.3f}'
+            tables = ', '.join(meta['Paper Tables'])
+        else:
+            metric, tables = '-', '-'
+            value = 'not reported' + (' (pretraining)' if 'Epochs' in meta else '')
+        lines.append(f'| `{model["Name"]}` | {meta["Initialization"]} | '
+                     f'{meta["Training Data"]} | {metric} | {value} | {tables} | '
+                     f'[config]({link.as_posix()}) |')
+    return '\n'.join(lines) + '\n'
+
+
+def with_table(readme: str, table: str, path: str) -> str:
+    """``readme`` with the part between :data:`BEGIN` and :data:`END` replaced by ``table``."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1:
+        raise ValueError(f'{path}: needs one line {BEGIN!r} and one {END!r} around its results '
+                         'table.')
+    head, rest = readme.split(BEGIN)
+    _, tail = rest.split(END)
+    return f'{head}{BEGIN}\n\n{table}\n{END}{tail}'
+
+
+def expected_files() -> Dict[Path, str]:
+    """Every file this script writes -> its content."""
+    out = {}
+    for folder, metafile in metafiles().items():
+        out[ROOT / folder / 'metafile.yml'] = dump(metafile)
+        readme = ROOT / folder / 'README.md'
+        text = readme.read_text(encoding='utf-8') if readme.is_file() else ''
+        out[readme] = with_table(text, results_table(folder, metafile), f'{folder}/README.md')
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Write the config folders' metafile.yml and README results tables.")
+    parser.add_argument('--check', action='store_true',
+                        help='write nothing; exit 1 if a file differs from what would be written')
+    args = parser.parse_args()
+    stale = []
+    for path, text in expected_files().items():
+        if path.is_file() and path.read_text(encoding='utf-8') == text:
+            continue
+        stale.append(path.relative_to(ROOT).as_posix())
+        if not args.check:
+            path.write_text(text, encoding='utf-8')
+    verb = 'differ from the generated text' if args.check else 'written'
+    print(f'{len(stale)} file(s) {verb}' + ''.join(f'\n  {p}' for p in stale))
+    return 1 if args.check and stale else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
