@@ -1,5 +1,5 @@
-"""Shared test setup: medtrans's compat layer before anything imports mmseg; offline hub; one
-compute thread per pytest-xdist worker."""
+"""Shared test setup: medtrans registered (its weights-only loader and the mmcv._ext stand-in
+before anything imports mmseg); offline hub; one compute thread per pytest-xdist worker."""
 import os
 import socket
 from pathlib import Path
@@ -14,7 +14,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
-import medtrans  # noqa: E402,F401  (applies the compat layer)
+from medtrans.setup_env import register_all_modules  # noqa: E402
+
+register_all_modules(init_default_scope=False)
 
 if os.environ.get('PYTEST_XDIST_WORKER'):
     torch.set_num_threads(1)  # torch may have been imported before OMP_NUM_THREADS was set

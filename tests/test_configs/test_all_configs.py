@@ -335,7 +335,9 @@ def _assert_components_are_the_configs(runner, cfg: Config) -> None:
 
 def _assert_metrics_recorded(work_dir: Path, cfg: Config) -> None:
     """MetricsJsonHook wrote each evaluation, with the metric that picks the best checkpoint."""
-    monitor = cfg.default_hooks.get('checkpoint', {}).get('save_best')
+    # The dataset base's headline metric, which the checkpoint hook's save_best='auto' follows.
+    monitor = cfg.get('monitor') if cfg.default_hooks.get('checkpoint', {}).get('save_best') \
+        else None
     validated = cfg.get('val_cfg') and cfg.get('train_cfg', {}).get('val_begin', 1) <= 1
     for mode, name, ran in (('val', 'val_1.json', validated),
                             ('test', 'test_latest.json', cfg.get('test_cfg'))):

@@ -7,7 +7,6 @@ dataset_type = 'CSAWSDataset'
 data_root = 'data/CsawS'
 crop_size = (512, 512)
 split_seed = 0
-split_file = '{work_dir}/splits/csaw_s_seed0.json'
 
 # The study: the ISIC 2018 augmentations plus elastic deformation. Its parameters are ours (the
 # study gives none): at the 512x512 working size, before cropping, a displacement field smooth
@@ -34,11 +33,11 @@ train_pipeline = [
 ]
 train_dataloader = dict(
     dataset=dict(
-        type=dataset_type, data_root=data_root, split_seed=split_seed, split_file=split_file,
+        type=dataset_type, data_root=data_root, split_seed=split_seed,
         pipeline=train_pipeline))
 val_dataloader = dict(
     dataset=dict(
-        type=dataset_type, data_root=data_root, split_seed=split_seed, split_file=split_file))
+        type=dataset_type, data_root=data_root, split_seed=split_seed))
 # annotator=2 or 3 scores against the other experts (tools/analysis/annotator_agreement.py
 # gives their agreement with annotator 1).
 test_dataloader = dict(

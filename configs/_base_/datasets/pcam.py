@@ -14,6 +14,8 @@ test_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root, split='test', pipeline=test_pipeline))
 val_evaluator = dict(type='ROCAUCMetric')
 test_evaluator = val_evaluator
+# The headline metric, the one the study's tables report; the metric reports it first, so the
+# schedules' 'auto' monitor (best checkpoint, plateau steps) follows it.
 monitor = 'auc'
 head = dict(
     type='mmpretrain.LinearClsHead', num_classes=2,

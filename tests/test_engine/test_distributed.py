@@ -1,0 +1,65 @@
+"""Multi-process runs without CUDA: MedtransRunner starts gloo for every MMEngine launcher."""
+import os
+
+import pytest
+
+_DIST_SCRIPT = '''
+import sys
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.model import BaseModel
+from torch import nn
+
+from medtrans.engine import MedtransRunner
+
+
+class TwoHeads(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.used, self.unused = nn.Linear(2, 1), nn.Linear(2, 1)
+        self.norm = nn.SyncBatchNorm(1)  # no CPU kernel: reverted to BN
+
+    def forward(self, inputs, mode='tensor'):
+        return self.used(inputs)
+
+
+cfg = Config(dict(launcher=sys.argv[1],
+                  env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=600)), **eval(sys.argv[2])))
+runner = MedtransRunner(model=TwoHeads(), work_dir=sys.argv[3], launcher=cfg.launcher,
+                        env_cfg=cfg.env_cfg, cfg=cfg)
+ddp = runner.model
+print(dist.get_backend(), dist.get_rank(), dist.get_world_size(),
+      type(ddp.module.norm).__name__, ddp.find_unused_parameters, ddp.broadcast_buffers,
+      ddp.device_ids)
+dist.destroy_process_group()
+'''
+
+
+# The config's top-level find_unused_parameters reaches DDP, and so does its own
+# model_wrapper_cfg, with only device_ids changed.
+_TOP_LEVEL = ('dict(find_unused_parameters=True)', 'True False None')
+_WRAPPER_CFG = ("dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', "
+                "broadcast_buffers=True, find_unused_parameters=True, device_ids=[0]))",
+                'True True None')
+
+
+@pytest.mark.parametrize('launcher, launcher_env, wrapper_options, expected', [
+    ('pytorch', dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1'), *_TOP_LEVEL),
+    ('slurm', dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_LOCALID='0',
+                   SLURM_NODELIST='localhost'), *_WRAPPER_CFG),
+    ('mpi', dict(OMPI_COMM_WORLD_RANK='0', OMPI_COMM_WORLD_SIZE='1',
+                 OMPI_COMM_WORLD_LOCAL_RANK='0'), *_TOP_LEVEL),
+])
+def test_cpu_distributed_for_every_mmengine_launcher(launcher, launcher_env, wrapper_options,
+                                                     expected, free_port, tmp_path):
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(('SLURM_', 'OMPI_', 'MASTER_', 'RANK', 'LOCAL_RANK', 'WORLD_'))}
+    env.update(launcher_env, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port),
+               CUDA_VISIBLE_DEVICES='')
+    result = subprocess.run(
+        [sys.executable, '-c', _DIST_SCRIPT, launcher, wrapper_options, str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == f'gloo 0 1 _BatchNormXd {expected}'
