@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from .retarget import RETARGETS, check_overrides, retarget
+from .retarget import check_overrides, retarget
 
 __all__ = ['add_config_args', 'add_launcher_args', 'load_config', 'retarget_options']
 
@@ -72,11 +72,10 @@ def load_config(path: str,
         local_rank (int, optional): ``--local-rank``; exported as ``LOCAL_RANK`` unless the
             launcher set it. Defaults to None.
         **retargets: ``data_root``, ``pretrained``, ``img_size`` for
-            :func:`~medtrans.apis.retarget.retarget`, over the file's own ``retarget = dict(...)``.
+            :func:`~medtrans.apis.retarget.retarget`.
 
     Raises:
-        ValueError: A ``retarget`` entry of the file that is not one of those three, or an
-            override refused as above.
+        ValueError: An override refused as above.
     """
     from medtrans.setup_env import load_plugins, log_plugins, register_all_modules
 
@@ -88,15 +87,9 @@ def load_config(path: str,
     if custom_imports:
         log_plugins(load_plugins(), [custom_imports] if isinstance(custom_imports, str)
                     else custom_imports)
-    spec = dict(cfg.pop('retarget', None) or {})
-    unknown = sorted(set(spec) - set(RETARGETS))
-    if unknown:
-        raise ValueError(f'{path}: retarget = dict(...) takes {", ".join(RETARGETS)}, got '
-                         f'{", ".join(unknown)}')
-    spec.update(retargets)
-    changed = retarget(cfg, **spec)
+    changed = retarget(cfg, **retargets)
     for name, fields in changed.items():
-        print_log(f'{name} = {spec[name]!r} set in {", ".join(fields)}', logger='current')
+        print_log(f'{name} = {retargets[name]!r} set in {", ".join(fields)}', logger='current')
     check_overrides(cfg, cfg_options)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

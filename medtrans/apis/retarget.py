@@ -17,10 +17,6 @@ A field *holds* a variable's value when it is nested in a section the Runner rea
 variable's, and either its key is the variable's name, or the value is a string of 4 characters
 or more or a sequence (a coincidence is unlikely), or the variable is an input size
 (:data:`SIZE_VARIABLES`) and the key one of :data:`SIZE_KEYS`.
-
-A config file can retarget its base the same way: ``retarget = dict(data_root=..., pretrained=...,
-img_size=...)`` (``configs/demo``) is applied by :func:`medtrans.apis.load_config`, the tools'
-options over it.
 """
 import math
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple

@@ -154,12 +154,15 @@ def test_a_study_runs_end_to_end_and_is_summarised(tmp_path, repo_root):
     config = tmp_path / 'tiny.py'
     config.write_text(
         f"_base_ = ['{repo_root}/tests/data/configs/tiny_cls_deit_aptos2019.py']\n"
-        f"retarget = dict(data_root='{data}')\n"
+        f"data_root = '{data}'\n"
         'train_cfg = dict(max_iters=2, val_interval=2)\n'
         'default_hooks = dict(checkpoint=dict(interval=2))\n'
-        'train_dataloader = dict(num_workers=0, persistent_workers=False)\n'
-        'val_dataloader = dict(num_workers=0, persistent_workers=False)\n'
-        'test_dataloader = dict(num_workers=0, persistent_workers=False)\n')
+        'train_dataloader = dict(num_workers=0, persistent_workers=False,\n'
+        '                        dataset=dict(data_root=data_root))\n'
+        'val_dataloader = dict(num_workers=0, persistent_workers=False,\n'
+        '                      dataset=dict(data_root=data_root))\n'
+        'test_dataloader = dict(num_workers=0, persistent_workers=False,\n'
+        '                       dataset=dict(data_root=data_root))\n')
     spec = _spec(tmp_path, repo_root, [str(config)], seeds=[3])
     run = [sys.executable, 'tools/run_study.py', spec]
     proc = subprocess.run(run, cwd=repo_root, capture_output=True, text=True)
