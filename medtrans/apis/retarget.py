@@ -1,68 +1,65 @@
-"""Retarget a config in one place: its data folder, weight file or input size.
+"""Retarget a config from the command line: its data folder, weight file or input size.
 
 An MMEngine config file is evaluated when it is read: ``train_dataloader = dict(dataset=dict(
 data_root=data_root))`` copies the value of ``data_root`` into the dataloader, and a later
-``--cfg-options data_root=DIR`` changes only the top-level variable, which nothing reads. MMEngine
-has no notion of derived fields, so medtrans offers two things:
+``--cfg-options data_root=DIR`` changes only the top-level variable, which nothing reads. So:
 
-* :func:`retarget` (``--data-root``, ``--pretrained``, ``--img-size`` of the tools) sets a value
-  in every field that holds it: every ``data_root`` of the dataloaders, every ``pretrained`` of
-  the model, every input size of the pipelines, data preprocessor and backbone (scaled alike,
-  e.g. the classification recipe's resize 256 for a crop of 224);
-* :func:`check_overrides` refuses a ``--cfg-options`` override of a top-level variable whose
-  value was copied into other fields, naming those fields and the option to use instead.
+* :func:`retarget` (``--data-root``, ``--pretrained``, ``--img-size`` of the tools) sets the fields
+  that take each value, found by their key paths, never by comparing values:
 
-A field *holds* a variable's value when it is nested in a section the Runner reads
-(:data:`RUN_SECTIONS`: the model, the dataloaders, the hooks...), its value equals the
-variable's, and either its key is the variable's name, or the value is a string of 4 characters
-or more or a sequence (a coincidence is unlikely), or the variable is an input size
-(:data:`SIZE_VARIABLES`) and the key one of :data:`SIZE_KEYS`.
+  - ``data_root``: the ``data_root`` of every ``*_dataloader``'s dataset, wrapped ones too (they
+    must all read one folder);
+  - ``pretrained``: ``model.backbone.pretrained`` (medtrans backbones), or
+    ``model.backbone.init_cfg`` of type ``Pretrained`` (mmseg's ResNet);
+  - ``img_size``: the config's input size, the first of its top-level :data:`INPUT_SIZES`
+    (``img_size`` of classification and DINO, ``crop_size`` of segmentation); every size field
+    follows in proportion: the ``scale`` / ``crop_size`` / ``reduce_jpeg_to`` of every
+    transform (resizes, crops, reduced JPEG decoding, the views of ``MultiView``),
+    ``model.data_preprocessor.size``, ``model.backbone.img_size`` and the top-level
+    :data:`SIZE_VARIABLES` (the classification recipe's resize 256 for a crop of 224).
+
+* :func:`check_overrides` refuses a ``--cfg-options`` override of a top-level variable of the
+  file, which would reach nothing, and names the option or fields to set instead.
 """
 import math
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
-__all__ = ['retarget', 'check_overrides', 'RETARGETS', 'SIZE_VARIABLES', 'SIZE_KEYS']
+__all__ = ['retarget', 'check_overrides', 'INPUT_SIZES', 'SIZE_VARIABLES', 'SIZE_KEYS']
 
-# What retarget() sets.
-RETARGETS = ('data_root', 'pretrained', 'img_size')
-
-# Top-level variables that give an input size; the first present is the one --img-size sets
-# (a classification crop, a segmentation crop), the others follow in proportion.
-SIZE_VARIABLES = ('img_size', 'crop_size', 'resize', 'global_crop_size', 'local_crop_size')
-# Keys of the fields that take a size: pipelines (Resize, crops, reduced JPEG decoding),
-# SegDataPreProcessor, backbones.
-SIZE_KEYS = ('scale', 'crop_size', 'size', 'img_size', 'reduce_jpeg_to')
-# Top-level keys that MMEngine's Runner or medtrans read themselves.
+#: Top-level variables that give a config's input size; the first present is the one
+#: ``--img-size`` sets.
+INPUT_SIZES = ('img_size', 'crop_size', 'global_crop_size')
+#: Top-level size variables, all scaled by ``--img-size``.
+SIZE_VARIABLES = INPUT_SIZES + ('resize', 'local_crop_size')
+#: Keys of the transform fields that give a size.
+SIZE_KEYS = ('scale', 'crop_size', 'reduce_jpeg_to')
+#: Model fields that give a size.
+MODEL_SIZE_PATHS = (('model', 'data_preprocessor', 'size'), ('model', 'backbone', 'img_size'))
+#: Top-level keys that MMEngine's Runner, MedtransRunner or the study read.
 READ_AT_TOP_LEVEL = ('work_dir', 'load_from', 'resume', 'launcher', 'default_scope', 'log_level',
-                     'experiment_name', 'monitor', 'find_unused_parameters')
-OPTION_FOR = {'data_root': '--data-root', 'pretrained': '--pretrained'}
-# The top-level sections the Runner builds the run from; other top-level names are variables.
+                     'experiment_name', 'runner_type', 'data_preprocessor', 'model_wrapper_cfg',
+                     'find_unused_parameters', 'sync_bn', 'compile', 'activation_checkpointing',
+                     'efficient_conv_bn_eval', 'tensorboard', 'monitor')
+#: The top-level sections the Runner builds the run from.
 RUN_SECTIONS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
                 'val_cfg', 'test_cfg', 'val_evaluator', 'test_evaluator', 'optim_wrapper',
                 'param_scheduler', 'default_hooks', 'custom_hooks', 'visualizer',
-                'log_processor', 'env_cfg', 'randomness', 'auto_scale_lr', 'model_wrapper_cfg')
+                'log_processor', 'env_cfg', 'randomness', 'auto_scale_lr')
+OPTION_FOR = {'data_root': '--data-root', 'pretrained': '--pretrained',
+              **{name: '--img-size' for name in SIZE_VARIABLES}}
 
 Path = Tuple[Any, ...]
 
 
 def _fields(node: Any, path: Path = ()) -> Iterator[Tuple[Path, Any, Any, Any]]:
-    """Every nested field (path, container, key, value), depth first, sections included."""
+    """Every nested field (path, container, key, value), depth first."""
     items = node.items() if isinstance(node, dict) else enumerate(node)
     for key, value in list(items):
         yield path + (key, ), node, key, value
-        if isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list, tuple)):
             yield from _fields(value, path + (key, ))
-
-
-def _sections(cfg: Config, run_only: bool = True) -> Iterator[Tuple[Path, Any, Any, Any]]:
-    """The fields of the sections the Runner reads (:data:`RUN_SECTIONS`), or with
-    ``run_only=False`` of every top-level dict or list (``train_pipeline`` too)."""
-    for name in (RUN_SECTIONS if run_only else list(cfg.keys())):
-        value = cfg.get(name)
-        if isinstance(value, (dict, list)):
-            yield from _fields(value, (name, ))
 
 
 def _dotted(path: Path) -> str:
@@ -75,103 +72,86 @@ def _is_size(value: Any) -> bool:
     if isinstance(value, int):
         return value > 0
     return (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(_is_size(v) and isinstance(v, int) for v in value))
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
 
 
-def _is_section_list(value: Any) -> bool:
-    return isinstance(value, (tuple, list)) and any(isinstance(v, (dict, list)) for v in value)
+def _data_root_fields(cfg: Config) -> List[Tuple[Path, Any, Any, Any]]:
+    return [(path, container, key, value) for name in cfg.keys() if name.endswith('_dataloader')
+            and isinstance(cfg[name], dict)
+            for path, container, key, value in _fields(cfg[name], (name, ))
+            if key == 'data_root' and 'dataset' in path]
 
 
-def _same_size(old: Any, value: Any) -> bool:
-    """Equal sizes, an int side matching a square pair (``img_size=512``, ``(512, 512)``)."""
-    if not (_is_size(old) and _is_size(value)):
-        return False
-    as_pair = [(v, v) if isinstance(v, int) else tuple(v) for v in (old, value)]
-    return as_pair[0] == as_pair[1]
+def _size_fields(cfg: Config) -> List[Tuple[Path, Any, Any, Any]]:
+    found = [(path, container, key, value) for name in cfg.keys()
+             if isinstance(cfg[name], (dict, list, tuple))
+             for path, container, key, value in _fields(cfg[name], (name, ))
+             if key in SIZE_KEYS and _is_size(value)]
+    for path in MODEL_SIZE_PATHS:
+        container = cfg.get(path[0])
+        for part in path[1:-1]:
+            container = container.get(part) if isinstance(container, dict) else None
+        if isinstance(container, dict) and _is_size(container.get(path[-1])):
+            found.append((path, container, path[-1], container[path[-1]]))
+    return found
 
 
-def _holds(name: str, old: Any, key: Any, value: Any) -> bool:
-    """Whether a nested field ``key: value`` holds top-level ``name = old``."""
-    if isinstance(old, bool) or old is None or isinstance(value, bool) or value is None:
-        return key == name and value is old
-    if name in SIZE_VARIABLES and key in SIZE_KEYS + (name, ):
-        return _same_size(old, value)
-    if isinstance(old, (tuple, list)) != isinstance(value, (tuple, list)):
-        return False
-    if isinstance(old, (tuple, list)):
-        if tuple(old) != tuple(value):
-            return False
-    elif type(old) is not type(value) or old != value:
-        return False
-    if key == name:
-        return True
-    if isinstance(old, str):
-        return len(old) >= 4
-    return isinstance(old, (tuple, list))
-
-
-def copies_of(cfg: Config, name: str) -> List[str]:
-    """The nested fields holding the value of top-level ``name`` (dotted paths)."""
-    old = cfg[name]
-    return [_dotted(path) for path, _, key, value in _sections(cfg)
-            if not isinstance(key, int) and _holds(name, old, key, value)]
+def _run_fields(found) -> List[str]:
+    return [_dotted(path) for path, *_ in found if path[0] in RUN_SECTIONS]
 
 
 def check_overrides(cfg: Config, cfg_options: Optional[Dict[str, Any]]) -> None:
-    """Refuse ``--cfg-options`` that set a top-level variable already copied into fields.
+    """Refuse ``--cfg-options`` that set a top-level variable of the config file.
+
+    A variable's value was copied where the file uses it when the file was read, so changing it
+    afterwards reaches nothing. Sections the Runner builds from, keys it reads at the top level
+    (:data:`READ_AT_TOP_LEVEL`), dotted keys and new keys pass.
 
     Args:
         cfg (Config): The config as read, before the overrides.
         cfg_options (dict, optional): The overrides (``key=value``, dotted keys).
 
     Raises:
-        ValueError: An override of a variable whose value the config copied into other fields
-            when the file was read: it would change nothing the run reads. The message names
-            those fields and the option to use instead.
+        ValueError: An override of a variable of the file; the message names the option that
+            sets what it feeds (``--data-root``, ``--pretrained``, ``--img-size``), or asks for
+            the fields themselves.
     """
     for key in cfg_options or {}:
-        if '.' in key or key not in cfg or key in READ_AT_TOP_LEVEL:
+        if '.' in key or key not in cfg or key in RUN_SECTIONS or key in READ_AT_TOP_LEVEL:
             continue
-        if isinstance(cfg[key], dict) or _is_section_list(cfg[key]):
-            continue
-        copies = copies_of(cfg, key)
-        if not copies:
-            continue
-        if key in OPTION_FOR:
-            hint = f'use {OPTION_FOR[key]}, which sets all of them'
+        if key == 'data_root':
+            fields = _run_fields(_data_root_fields(cfg))
+        elif key == 'pretrained':
+            fields = ['model.backbone.pretrained or model.backbone.init_cfg']
         elif key in SIZE_VARIABLES:
-            hint = 'use --img-size, which sets every input size of the run'
+            fields = _run_fields(_size_fields(cfg))
         else:
-            hint = 'set those fields instead'
+            fields = []
+        where = (f'it was copied into the fields that use it ({", ".join(fields)}) '
+                 if fields else 'it was copied into the fields that use it ')
+        hint = (f'Use {OPTION_FOR[key]}, which sets all of them' if key in OPTION_FOR else
+                'Set those fields instead, with dotted keys (e.g. train_cfg.val_interval=100)')
         raise ValueError(
-            f'--cfg-options {key}=...: `{key}` is a variable of the config file, whose value was '
-            f'copied into {", ".join(copies)} when the file was read; changing it would change '
-            f'nothing the run reads. {hint[0].upper()}{hint[1:]}.')
-
-
-def _set(cfg: Config, name: str, found: Sequence[Tuple[Path, Any, Any]], value: Any) -> List[str]:
-    """Set ``value`` in the ``found`` fields and the top-level variable ``name``; return the
-    paths of the fields the Runner reads."""
-    for _, container, key in found:
-        container[key] = value
-    if name in cfg:
-        cfg[name] = value
-    return [_dotted(path) for path, *_ in found if path[0] in RUN_SECTIONS]
+            f'--cfg-options {key}=...: `{key}` is a variable of the config file: {where}'
+            f'when the file was read, and changing it now would change nothing the run reads. '
+            f'{hint}.')
 
 
 def _retarget_data_root(cfg: Config, data_root: str) -> List[str]:
-    found = [(path, container, key, value)
-             for path, container, key, value in _sections(cfg, run_only=False)
-             if key == 'data_root' and str(path[0]).endswith('_dataloader')]
+    found = _data_root_fields(cfg)
     if not found:
         raise ValueError('--data-root: the config has no dataloader with a dataset data_root; '
                          'set the dataset fields with --cfg-options.')
-    roots = {value for *_, value in found}
-    if len(roots) > 1:
-        listing = ', '.join(f'{_dotted(path)}={value!r}' for path, _, _, value in found)
+    read = [(path, value) for path, _, _, value in found if path[0] in RUN_SECTIONS]
+    if len({value for _, value in read}) > 1:
+        listing = ', '.join(f'{_dotted(path)}={value!r}' for path, value in read)
         raise ValueError(f'--data-root: the dataloaders read different folders ({listing}); '
                          'set each with --cfg-options.')
-    return _set(cfg, 'data_root', [(p, c, k) for p, c, k, _ in found], data_root)
+    for _, container, key, _ in found:
+        container[key] = data_root
+    if 'data_root' in cfg:
+        cfg['data_root'] = data_root
+    return _run_fields(found)
 
 
 def _retarget_pretrained(cfg: Config, pretrained: Optional[str]) -> List[str]:
@@ -202,28 +182,22 @@ def _scaled(value: Any, factor: float) -> Any:
 
 
 def _retarget_img_size(cfg: Config, img_size: int) -> List[str]:
-    variables = [name for name in SIZE_VARIABLES if name in cfg and _is_size(cfg[name])]
-    if not variables:
-        raise ValueError(f'--img-size: the config has none of the top-level size variables '
-                         f'{", ".join(SIZE_VARIABLES)}; set the sizes with --cfg-options.')
-    primary = cfg[variables[0]]
-    side = primary if isinstance(primary, int) else primary[0]
-    if not isinstance(primary, int) and primary[0] != primary[1]:
-        raise ValueError(f'--img-size: {variables[0]}={tuple(primary)} is not square; set the '
-                         'sizes with --cfg-options.')
-    factor = img_size / side
-    new = {name: _scaled(cfg[name], factor) for name in variables}
-    changes = []
-    for path, container, key, value in list(_sections(cfg, run_only=False)):
-        if isinstance(key, int):
-            continue
-        if key in SIZE_KEYS and any(_same_size(cfg[n], value) for n in variables):
-            changes.append((path, container, key, _scaled(value, factor)))
-    for _, container, key, value in changes:
-        container[key] = value
-    for name, value in new.items():
-        cfg[name] = value
-    return [_dotted(path) for path, *_ in changes if path[0] in RUN_SECTIONS]
+    primary = next((name for name in INPUT_SIZES if _is_size(cfg.get(name))), None)
+    if primary is None:
+        raise ValueError(f'--img-size: the config has none of the top-level input sizes '
+                         f'{", ".join(INPUT_SIZES)}; set the sizes with --cfg-options.')
+    size = cfg[primary]
+    if not isinstance(size, int) and size[0] != size[1]:
+        raise ValueError(f'--img-size: {primary}={tuple(size)} is not square; set the sizes '
+                         'with --cfg-options.')
+    factor = img_size / (size if isinstance(size, int) else size[0])
+    found = _size_fields(cfg)
+    for _, container, key, value in found:
+        container[key] = _scaled(value, factor)
+    for name in SIZE_VARIABLES:
+        if _is_size(cfg.get(name)):
+            cfg[name] = _scaled(cfg[name], factor)
+    return _run_fields(found)
 
 
 def retarget(cfg: Config,
@@ -234,18 +208,15 @@ def retarget(cfg: Config,
 
     Args:
         cfg (Config): The config, changed in place.
-        data_root (str, optional): The dataset folder: every dataloader's ``data_root`` (they
-            must all read the same one) and the top-level variable. Defaults to None (unchanged).
-        pretrained (str | None): The weight file: every ``pretrained`` of the model and the
-            top-level variable; None for random init. Defaults to ``...`` (unchanged).
-        img_size (int, optional): The input size (the side of the training crop): the first
-            of :data:`SIZE_VARIABLES` the config has is set to it, the others scaled in
-            proportion (the classification recipe's resize 256 for 224), and so is every field
-            holding one of their values (pipelines, data preprocessor, backbone ``img_size``).
-            Defaults to None (unchanged).
+        data_root (str, optional): The dataset folder. Defaults to None (unchanged).
+        pretrained (str | None): The weight file; None for random init. Defaults to ``...``
+            (unchanged).
+        img_size (int, optional): The input size (the side of the training crop); every size
+            follows in proportion. Defaults to None (unchanged).
 
     Returns:
-        dict: The fields set, by option (``'data_root'``, ``'pretrained'``, ``'img_size'``).
+        dict: The fields the Runner reads that were set, by option (``'data_root'``,
+        ``'pretrained'``, ``'img_size'``).
 
     Raises:
         ValueError: The config has no field to set, or dataloaders that read different folders.

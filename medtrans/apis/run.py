@@ -15,7 +15,9 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from medtrans.engine.hooks import DINOHook
 from medtrans.engine.registry_hints import registry_hints
+from medtrans.registry import HOOKS, is_registered_subclass
 
 __all__ = ['prepare_config', 'build_runner', 'check_work_dir', 'close_distributed']
 
@@ -103,8 +105,9 @@ def _enable_accumulation(cfg: Config, counts: int) -> None:
     ``counts``."""
     if isinstance(counts, bool) or not isinstance(counts, int) or counts < 1:
         raise ValueError(f'--accumulate must be a positive integer, got {counts!r}.')
-    hooks = [str(h.get('type', '')) for h in cfg.get('custom_hooks', [])]
-    if counts > 1 and any(h.endswith('DINOHook') for h in hooks):
+    scope = cfg.get('default_scope', 'medtrans')
+    if counts > 1 and any(is_registered_subclass(HOOKS, hook.get('type'), DINOHook, scope)
+                          for hook in cfg.get('custom_hooks', [])):
         raise ValueError('--accumulate: DINO updates its teacher every iteration '
                          '(DINOHook), which accumulation would turn into updates between '
                          'optimizer steps; train DINO without it.')

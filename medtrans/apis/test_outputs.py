@@ -3,6 +3,9 @@ import copy
 
 from mmengine.config import Config
 
+from medtrans.evaluation.metrics import LesionSegMetric
+from medtrans.registry import METRICS, is_registered_subclass
+
 __all__ = ['enable_show_dir', 'read_only_tested_split', 'enable_predictions_csv',
            'enable_mask_export']
 
@@ -41,7 +44,9 @@ def enable_predictions_csv(cfg: Config, out_file: str) -> Config:
     pixel counts for a segmentation config, one scored by ``LesionSegMetric``
     (:class:`~medtrans.evaluation.metrics.DumpSegCountsCsv`).
     """
-    lesion = [m for m in _test_metrics(cfg) if str(m.get('type', '')).endswith('LesionSegMetric')]
+    scope = cfg.get('default_scope', 'medtrans')
+    lesion = [m for m in _test_metrics(cfg)
+              if is_registered_subclass(METRICS, m.get('type'), LesionSegMetric, scope)]
     if lesion:
         return _add_test_metric(cfg, dict(type='DumpSegCountsCsv', out_file=out_file,
                                           ignore_index=lesion[0].get('ignore_index', 255)))

@@ -1,5 +1,5 @@
-"""Retargeting a config in one place (--data-root, --pretrained, --img-size, a file's
-``retarget``) and the refusal of ``--cfg-options`` that would change nothing the run reads."""
+"""Retargeting a config from the command line (--data-root, --pretrained, --img-size) and the
+refusal of ``--cfg-options`` that would change nothing the run reads."""
 import copy
 from pathlib import Path
 
@@ -82,7 +82,8 @@ def test_pretrained_of_an_mmseg_resnet_sets_its_init_cfg():
      'test_dataloader.dataset.data_root', 'Use --data-root'),
     ('pretrained', 'model.backbone.pretrained', 'Use --pretrained'),
     ('crop_size', 'model.data_preprocessor.size', 'Use --img-size'),
-    ('val_interval', 'train_cfg.val_interval', 'Set those fields instead'),
+    ('val_interval', 'train_cfg.val_interval=100', 'Set those fields instead'),
+    ('train_pipeline', 'dotted keys', 'Set those fields instead'),
 ])
 def test_an_override_that_reaches_nothing_is_refused(option, fields, use):
     with pytest.raises(ValueError, match=f'`{option}` is a variable') as error:
