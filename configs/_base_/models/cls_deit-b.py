@@ -1,18 +1,3 @@
-# DeiT-B (patch 16) image classifier: the backbone's image embedding (768 wide; CLS token or pooled
-# last stage) feeds the dataset's head (`head` of the dataset base, completed here with its
-# input width). `pretrained`: a local ImageNet file, or a backbone exported from a medtrans run.
-data_preprocessor = dict(
-    type='mmpretrain.ClsDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
-model = dict(
-    type='mmpretrain.ImageClassifier',
-    data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='medtrans.DeiT',
-        arch='deit-base',
-        patch_size=16,
-        out_type='embedding',
-        pretrained=None),
-    head=dict(in_channels=768))
+# DeiT-B (patch 16): a 768-wide embedding.
+_base_ = ['./cls_deit.py']
+model = dict(backbone=dict(arch='deit-base'), head=dict(in_channels=768))

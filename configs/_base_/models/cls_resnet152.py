@@ -1,13 +1,3 @@
-# ResNet-152 image classifier: the backbone's image embedding (2048 wide; CLS token or pooled
-# last stage) feeds the dataset's head (`head` of the dataset base, completed here with its
-# input width). `pretrained`: a local ImageNet file, or a backbone exported from a medtrans run.
-data_preprocessor = dict(
-    type='mmpretrain.ClsDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
-model = dict(
-    type='mmpretrain.ImageClassifier',
-    data_preprocessor=data_preprocessor,
-    backbone=dict(type='medtrans.TimmResNet', depth=152, out_type='embedding', pretrained=None),
-    head=dict(in_channels=2048))
+# ResNet-152: a 2048-wide embedding.
+_base_ = ['./cls_resnet.py']
+model = dict(backbone=dict(depth=152), head=dict(in_channels=2048))

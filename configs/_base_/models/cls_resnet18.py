@@ -1,13 +1,3 @@
-# ResNet-18 image classifier: the backbone's image embedding (512 wide; CLS token or pooled
-# last stage) feeds the dataset's head (`head` of the dataset base, completed here with its
-# input width). `pretrained`: a local ImageNet file, or a backbone exported from a medtrans run.
-data_preprocessor = dict(
-    type='mmpretrain.ClsDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
-model = dict(
-    type='mmpretrain.ImageClassifier',
-    data_preprocessor=data_preprocessor,
-    backbone=dict(type='medtrans.TimmResNet', depth=18, out_type='embedding', pretrained=None),
-    head=dict(in_channels=512))
+# ResNet-18: a 512-wide embedding.
+_base_ = ['./cls_resnet.py']
+model = dict(backbone=dict(depth=18), head=dict(in_channels=512))

@@ -52,9 +52,8 @@ default_hooks = dict(
         save_last=True, backend_args=dict(backend='medtrans_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
-custom_hooks = [
-    dict(type='MetricsJsonHook'),
-    dict(type='SafeResumeHook'),
+# The runtime's hooks (default_runtime.py), with DINO's after SafeResumeHook.
+custom_hooks = _base_.custom_hooks[:2] + [
     dict(
         type='DINOHook',
         warmup_teacher_temp=0.04,
@@ -63,4 +62,4 @@ custom_hooks = [
         momentum=0.99,
         freeze_last_layer_epochs=1,
         clip_grad=3.0),
-]
+] + _base_.custom_hooks[2:]
