@@ -1,7 +1,7 @@
 # Runtime shared by every medtrans config. MMEngine's entry points build the runner it names
 # (`RUNNERS.build(cfg)`); `Runner.from_cfg(cfg)` runs the config with MMEngine's plain Runner.
 default_scope = 'medtrans'
-runner_type = 'MedtransRunner'
+runner_type = 'medtrans.MedtransRunner'
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -76,3 +76,41 @@ def test_config_runs_on_the_stock_path(name, tmp_path, synthetic_data):  # noqa:
         assert next(iter(metrics)) == monitor and math.isfinite(metrics[monitor])
         if KINDS[name] == 'train' and 'save_best' in cfg.default_hooks.checkpoint:
             assert [p.name for p in tmp_path.glob('best_*.pth')] == [f'best_{monitor}_iter_1.pth']
+
+
+_USER_SCRIPT = '''
+import sys
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from medtrans.setup_env import register_all_modules
+
+register_all_modules()
+cfg = Config.fromfile(sys.argv[1])
+for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    cfg[name].update(num_workers=0, persistent_workers=False)
+    cfg[name].dataset.data_root = sys.argv[2]
+cfg.train_cfg.update(max_iters=1, val_interval=1)
+cfg.work_dir = sys.argv[3]
+runner = RUNNERS.build(cfg)
+runner.train()
+print(type(runner).__name__, runner.iter)
+'''
+
+
+@pytest.mark.slow
+def test_a_users_own_script_runs_a_config_in_a_fresh_interpreter(tmp_path):
+    """No state of earlier tests (registries imported, a default scope): what a user's script
+    sees. The demo config is the headline's whole stack at 128x128."""
+    import subprocess
+    import sys
+
+    from medtrans.datasets.synthetic import make_synthetic_isic2018
+
+    make_synthetic_isic2018(str(tmp_path / 'data'), num_train=10, num_val=0, size=(64, 64))
+    config = CONFIGS / 'demo' / 'deeplab3_deit_s_demo_isic2018.py'
+    result = subprocess.run(
+        [sys.executable, '-c', _USER_SCRIPT, str(config), str(tmp_path / 'data'),
+         str(tmp_path / 'work')], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == 'MedtransRunner 1'
+    assert (tmp_path / 'work' / 'iter_1.pth').is_file()

@@ -19,7 +19,7 @@ CLS = str(REPO / 'configs/classification/deit-s/deit-s_in1k_1xb64_plateau_aptos2
 
 def test_the_shipped_configs_name_the_runner(tmp_path):
     cfg = prepare_config(load_config(HEADLINE, pretrained=None), HEADLINE, work_dir=str(tmp_path))
-    assert cfg.runner_type == 'MedtransRunner'
+    assert cfg.runner_type == 'medtrans.MedtransRunner'
     assert type(build_runner(cfg)) is MedtransRunner
 
 
