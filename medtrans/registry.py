@@ -4,6 +4,8 @@ A config with ``default_scope='medtrans'`` finds medtrans modules by bare name, 
 MMCV's through the parent, and other packages' with their scope prefix (``mmseg.ASPPHead``).
 ``locations`` lets a registry import the modules that fill it on first lookup.
 """
+from typing import Optional, Tuple, Type, Union
+
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
@@ -29,13 +31,13 @@ __all__ = [
     'RUNNERS', 'LOOPS', 'HOOKS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
     'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
     'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS', 'EVALUATOR', 'TASK_UTILS',
-    'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS'
+    'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'is_registered_subclass'
 ]
 
-RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='medtrans')
+RUNNERS = Registry(
+    'runner', parent=MMENGINE_RUNNERS, scope='medtrans', locations=['medtrans.engine'])
 LOOPS = Registry(
-    'loop', parent=MMENGINE_LOOPS, scope='medtrans',
-    locations=['medtrans.engine', 'medtrans.evaluation'])
+    'loop', parent=MMENGINE_LOOPS, scope='medtrans', locations=['medtrans.engine'])
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='medtrans', locations=['medtrans.engine.hooks'])
 DATASETS = Registry(
@@ -76,3 +78,29 @@ VISUALIZERS = Registry(
     locations=['medtrans.visualization'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope='medtrans')
 LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope='medtrans')
+
+
+def is_registered_subclass(registry: Registry,
+                           type_: Union[str, type, None],
+                           base: Union[Type, Tuple[Type, ...]],
+                           scope: Optional[str] = 'medtrans') -> bool:
+    """Whether a config's ``type`` is ``base`` or a subclass of it, resolved as MMEngine builds it.
+
+    A name is looked up in ``scope``'s child of ``registry``'s root and its parents (a scope
+    prefix, ``'mmseg.X'``, picks another package's), so a plugin's subclass registered under its
+    own name counts as well as ``base``'s registered name; a class is taken as it is.
+
+    Args:
+        registry (Registry): The registry that builds the config, e.g. ``LOOPS``.
+        type_ (str | type | None): The config's ``type``.
+        base (type | tuple[type]): The class(es) to test against.
+        scope (str, optional): The config's ``default_scope``. Defaults to 'medtrans'.
+
+    Returns:
+        bool: True for ``base`` or a subclass; False for another class or a name registered
+        nowhere it is looked up.
+    """
+    if isinstance(type_, str):
+        with registry.switch_scope_and_registry(scope) as scoped:
+            type_ = scoped.get(type_)
+    return isinstance(type_, type) and issubclass(type_, base)

@@ -3,13 +3,25 @@ import copy
 import itertools
 from typing import Dict, Optional, Sequence
 
+from mmcv.transforms import LoadImageFromFile
 from mmengine.registry import DefaultScope
 
 from medtrans.datasets.check import loading_steps
+from medtrans.datasets.transforms import LoadImageStrict
 from medtrans.evaluation.metrics import LesionSegMetric
-from medtrans.registry import DATASETS, TRANSFORMS
+from medtrans.registry import DATASETS, TRANSFORMS, is_registered_subclass
 
 __all__ = ['annotator_agreement']
+
+#: The image loaders, left out of the pipeline: only the masks are compared.
+_IMAGE_LOADERS = (LoadImageStrict, LoadImageFromFile)
+
+
+def _loads_image(step) -> bool:
+    """Whether a pipeline step (config or transform) is an image loader (:data:`_IMAGE_LOADERS`)."""
+    if isinstance(step, dict):
+        return is_registered_subclass(TRANSFORMS, step.get('type'), _IMAGE_LOADERS)
+    return isinstance(step, _IMAGE_LOADERS)
 
 
 def annotator_agreement(dataset_cfg: dict,
@@ -49,8 +61,7 @@ def annotator_agreement(dataset_cfg: dict,
         # The pipeline's loading steps but the image's: only the masks are compared.
         steps = [TRANSFORMS.build(step) if isinstance(step, dict) else step
                  for step in loading_steps(dataset_cfg.get('pipeline', []))
-                 if 'LoadImage' not in str(step.get('type', '') if isinstance(step, dict)
-                                           else type(step).__name__)]
+                 if not _loads_image(step)]
         datasets = {}
         for annotator in annotators:
             cfg = copy.deepcopy(dict(dataset_cfg))

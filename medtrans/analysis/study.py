@@ -39,7 +39,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 
+from medtrans.engine import KNNTestLoop
 from medtrans.fileio import atomic_write_text
+from medtrans.registry import LOOPS, is_registered_subclass
 
 __all__ = ['StudyRun', 'Pretraining', 'Study', 'load_study', 'run_status', 'run_commands',
            'run_study', 'cluster_script', 'write_run_record', 'RUN_RECORD']
@@ -184,11 +186,13 @@ def run_status(job: Job) -> str:
 
 @functools.cache
 def _config_facts(config: str) -> Tuple[bool, Optional[str]]:
-    """Whether a config is a k-NN evaluation (its test loop is ``KNNTestLoop``: nothing
+    """Whether a config is a k-NN evaluation (its test loop is a ``KNNTestLoop``: nothing
     trains), and its ``monitor``; read once per config (its seeds share it)."""
     cfg = Config.fromfile(config)
     test_cfg = cfg.get('test_cfg') or {}
-    return str(test_cfg.get('type', '')).endswith('KNNTestLoop'), cfg.get('monitor')
+    knn = is_registered_subclass(LOOPS, test_cfg.get('type'), KNNTestLoop,
+                                 cfg.get('default_scope', 'medtrans'))
+    return knn, cfg.get('monitor')
 
 
 def _best_checkpoint(work_dir: str) -> str:

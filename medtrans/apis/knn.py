@@ -1,6 +1,6 @@
 """k-NN evaluation of frozen features from any classification config: ``tools/knn_eval.py``.
 
-The config's test run becomes a :class:`~medtrans.evaluation.metrics.KNNTestLoop` (the memory
+The config's test run becomes a :class:`~medtrans.engine.KNNTestLoop` (the memory
 is the train split read with the test pipeline); the test set, its metric and the hooks stay
 the config's, so the metrics JSON is written as ``tools/test.py`` writes it
 (``{work_dir}/metrics/test_latest.json``). The weights come from one of:
@@ -19,13 +19,13 @@ from typing import Dict, Optional
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 
-from medtrans.utils import safe_load
+from medtrans.engine import KNNTestLoop
+from medtrans.fileio import safe_load
+from medtrans.registry import LOOPS, is_registered_subclass
 
 from .run import build_runner, prepare_config
 
 __all__ = ['prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate']
-
-KNN_LOOP = 'KNNTestLoop'
 
 
 def prepare_knn_config(cfg: Config,
@@ -36,9 +36,9 @@ def prepare_knn_config(cfg: Config,
                        temperature: Optional[float] = None) -> Config:
     """Complete a loaded config (:func:`~medtrans.apis.prepare_config`) for a k-NN test.
 
-    A config whose ``test_cfg`` is not already a ``KNNTestLoop`` gets one with the loop's
-    defaults (k = 200, T = 0.07, the study's settings); ``k`` and ``temperature`` override
-    either. The work dir defaults to ``./work_dirs/knn/<config name>`` (not the config's
+    A config whose ``test_cfg`` is not already a ``KNNTestLoop`` (or a subclass) gets one with
+    the loop's defaults (k = 200, T = 0.07, the study's settings); ``k`` and ``temperature``
+    override either. The work dir defaults to ``./work_dirs/knn/<config name>`` (not the config's
     training work dir, whose ``test_latest.json`` a k-NN test would overwrite).
 
     Args:
@@ -57,8 +57,9 @@ def prepare_knn_config(cfg: Config,
         work_dir = osp.join('./work_dirs', 'knn', name)
     prepare_config(cfg, config_path, work_dir=work_dir, launcher=launcher)
     test_cfg = cfg.get('test_cfg') or {}
-    if str(test_cfg.get('type', '')).split('.')[-1] != KNN_LOOP:
-        test_cfg = dict(type=KNN_LOOP, fp16=test_cfg.get('fp16', False))
+    if not is_registered_subclass(LOOPS, test_cfg.get('type'), KNNTestLoop,
+                                  cfg.get('default_scope', 'medtrans')):
+        test_cfg = dict(type=KNNTestLoop.__name__, fp16=test_cfg.get('fp16', False))
     if k is not None:
         test_cfg['k'] = k
     if temperature is not None:

@@ -1,16 +1,15 @@
 """Training sized in epochs but run by iteration, so that a killed run resumes at any iteration."""
-from typing import Dict, Union
+from typing import Dict, Iterator, Union
 
 from mmengine.dataset import InfiniteSampler
 from mmengine.dist import get_world_size
 from mmengine.runner import IterBasedTrainLoop
-from mmengine.runner.loops import _InfiniteDataloaderIterator
-from mmengine.runner.utils import calc_dynamic_intervals
 from torch.utils.data import DataLoader
 
 from medtrans.registry import LOOPS
+from medtrans.utils.upstream import build_loop_dataloader, started_dataloader_pass
 
-__all__ = ['NoPauseIterBasedTrainLoop', 'IterBasedEpochsTrainLoop', 'epoch_length']
+__all__ = ['NoPauseIterBasedTrainLoop', 'IterBasedEpochsTrainLoop', 'EpochCycler', 'epoch_length']
 
 
 def epoch_length(dataloader: DataLoader) -> int:
@@ -36,28 +35,42 @@ def epoch_length(dataloader: DataLoader) -> int:
     return length
 
 
-class _EpochCycler(_InfiniteDataloaderIterator):
-    """MMEngine's endless iterator over the training dataloader, without the pause.
+class EpochCycler:
+    """An endless iterator over a dataloader: pass after pass, without a pause.
 
-    At the end of each pass MMEngine's iterator logs a warning and sleeps 2 seconds, a 2020
-    workaround for a dataloader deadlock that its maintainers could no longer reproduce
-    (open-mmlab/mmcv#1912). Here the pass ends as in MMEngine (``set_epoch`` on the sampler,
-    then a new pass) at once and silently.
+    It draws what MMEngine's iterator of ``IterBasedTrainLoop`` draws: at the end of a pass it
+    counts an epoch, calls ``set_epoch`` on the sampler (or the batch sampler's), so that each
+    pass is a new shuffle, and starts the next pass. MMEngine's iterator also logs a warning and
+    sleeps 2 seconds there, a 2020 workaround for a dataloader deadlock that its maintainers could
+    no longer reproduce (open-mmlab/mmcv#1912); this one goes on at once and silently.
+
+    Args:
+        dataloader (DataLoader): The dataloader.
+        first_pass (Iterator): The dataloader's iterator of its first pass, already started
+            (MMEngine's loop starts it when it is built), continued as epoch 0.
     """
+
+    def __init__(self, dataloader: DataLoader, first_pass: Iterator) -> None:
+        self.dataloader = dataloader
+        self.epoch = 0
+        self._pass = first_pass
+
+    def __iter__(self) -> 'EpochCycler':
+        return self
 
     def __next__(self):
         try:
-            return next(self._iterator)
+            return next(self._pass)
         except StopIteration:
-            self._epoch += 1
-            sampler = getattr(self._dataloader, 'sampler', None)
+            self.epoch += 1
+            sampler = getattr(self.dataloader, 'sampler', None)
             if not hasattr(sampler, 'set_epoch'):
-                sampler = getattr(getattr(self._dataloader, 'batch_sampler', None), 'sampler',
+                sampler = getattr(getattr(self.dataloader, 'batch_sampler', None), 'sampler',
                                   None)
             if hasattr(sampler, 'set_epoch'):
-                sampler.set_epoch(self._epoch)
-            self._iterator = iter(self._dataloader)
-            return next(self._iterator)
+                sampler.set_epoch(self.epoch)
+            self._pass = iter(self.dataloader)
+            return next(self._pass)
 
 
 @LOOPS.register_module()
@@ -66,15 +79,16 @@ class NoPauseIterBasedTrainLoop(IterBasedTrainLoop):
 
     Only loops whose sampler ends (``DefaultSampler``, as DINO's epochs need) reach an epoch
     end; a DINO run of 300 epochs slept 10 minutes, on APTOS 2019 one epoch is 10 iterations of
-    256 images. Everything else is MMEngine's loop, ``--resume`` included (the batches skipped
-    to the saved iteration are drawn through the same iterator).
+    256 images. The batches come from an :class:`EpochCycler`, which draws the same batches as
+    MMEngine's iterator; everything else is MMEngine's loop, ``--resume`` included (the batches
+    skipped to the saved iteration are drawn through the same iterator).
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # MMEngine builds its iterator (and the dataloader's first pass) in __init__; the same
-        # object continues with the pause-free __next__.
-        self.dataloader_iterator.__class__ = _EpochCycler
+        # MMEngine's __init__ has started the dataloader's first pass (workers, base seed):
+        # the cycler continues that pass rather than start another.
+        self.dataloader_iterator = EpochCycler(self.dataloader, started_dataloader_pass(self))
 
 
 @LOOPS.register_module()
@@ -106,11 +120,14 @@ class IterBasedEpochsTrainLoop(NoPauseIterBasedTrainLoop):
         if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 1:
             raise ValueError(f'IterBasedEpochsTrainLoop: max_epochs must be a positive int, got '
                              f'{max_epochs!r}')
-        super().__init__(runner, dataloader, max_iters=max_epochs)
-        self.epoch_length = epoch_length(self.dataloader)
-        self._max_epochs = max_epochs
-        self._max_iters = max_epochs * self.epoch_length
-        self.val_begin = val_begin * self.epoch_length
-        self.val_interval = val_interval * self.epoch_length
-        self.dynamic_milestones, self.dynamic_intervals = calc_dynamic_intervals(
-            self.val_interval)
+        dataloader = build_loop_dataloader(runner, dataloader)
+        self.epoch_length = epoch_length(dataloader)
+        self._num_epochs = max_epochs
+        super().__init__(runner, dataloader, max_iters=max_epochs * self.epoch_length,
+                         val_begin=val_begin * self.epoch_length,
+                         val_interval=val_interval * self.epoch_length)
+
+    @property
+    def max_epochs(self) -> int:
+        """int: Training length in epochs (MMEngine's iteration-based loop counts 1)."""
+        return self._num_epochs

@@ -52,11 +52,12 @@ def to_plain(obj: Any, path: str = 'checkpoint') -> Any:
             raise TypeError(f'{path}: a numpy {obj.dtype} scalar cannot be stored exactly.')
         return to_plain(value, path)
     if isinstance(obj, HistoryBuffer):
+        log_history, count_history = obj.data
         return {
             _TAG: 'HistoryBuffer',
             'max_length': obj.max_length,
-            'log_history': to_plain(obj._log_history, f'{path}._log_history'),
-            'count_history': to_plain(obj._count_history, f'{path}._count_history'),
+            'log_history': to_plain(log_history, f'{path}.log_history'),
+            'count_history': to_plain(count_history, f'{path}.count_history'),
         }
     if isinstance(obj, np.ndarray):
         try:
@@ -86,10 +87,8 @@ def from_plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         tag = obj.get(_TAG)
         if tag == 'HistoryBuffer':
-            buffer = HistoryBuffer(max_length=obj['max_length'])
-            buffer._log_history = from_plain(obj['log_history'])
-            buffer._count_history = from_plain(obj['count_history'])
-            return buffer
+            return HistoryBuffer(from_plain(obj['log_history']),
+                                 from_plain(obj['count_history']), obj['max_length'])
         if tag == 'ndarray':
             return obj['data'].numpy()
         return type(obj)((k, from_plain(v)) for k, v in obj.items())

@@ -8,7 +8,7 @@ from mmseg.apis import init_model
 
 from medtrans.apis import build_runner, load_config, prepare_config
 from medtrans.datasets import ISIC2018Task1Dataset
-from medtrans.datasets.synthetic import make_synthetic_isic2018
+from medtrans.testing import make_synthetic_isic2018
 from medtrans.fileio import UnsafeCheckpointError
 
 REPO = Path(__file__).resolve().parents[2]

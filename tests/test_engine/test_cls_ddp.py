@@ -9,7 +9,7 @@ the single process's batch mean.
 import pytest
 import torch
 
-from medtrans.datasets.synthetic import write_synthetic_layout
+from medtrans.testing import write_synthetic_layout
 from medtrans.registry import DATASETS
 from test_engine.train_tool import REPO, run_train_tool
 

@@ -10,7 +10,7 @@ all-reduce.
 import pytest
 import torch
 
-from medtrans.datasets.synthetic import make_synthetic_isic2018
+from medtrans.testing import make_synthetic_isic2018
 from test_engine.train_tool import REPO, run_train_tool
 
 TINY_DINO = REPO / 'tests' / 'data' / 'configs' / 'tiny_dino_deit_isic2018.py'

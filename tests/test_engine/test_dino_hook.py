@@ -17,7 +17,7 @@ from mmengine.optim import OptimWrapper
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from medtrans.apis import build_runner, load_config, prepare_config
-from medtrans.datasets.synthetic import make_synthetic_isic2018
+from medtrans.testing import make_synthetic_isic2018
 from medtrans.engine.hooks.dino_hook import (
     DINOHook,
     clip_grads_per_param_,

@@ -22,8 +22,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from medtrans.datasets.synthetic import make_synthetic_isic2018
-from medtrans.datasets.synthetic.aptos import aptos2019_layout
+from medtrans.testing import make_synthetic_isic2018
+from medtrans.testing.layouts.aptos import aptos2019_layout
 from medtrans.utils.plain_state import from_plain
 
 REPO = Path(__file__).resolve().parents[2]

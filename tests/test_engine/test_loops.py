@@ -1,6 +1,7 @@
 """NoPauseIterBasedTrainLoop draws MMEngine's batches without its pause at each epoch end."""
 import mmengine.runner.loops
 import pytest
+import torch
 from mmengine.dataset import DefaultSampler
 from mmengine.runner.loops import IterBasedTrainLoop
 from torch.utils.data import DataLoader
@@ -32,3 +33,39 @@ def test_same_batches_as_mmengine_without_the_pause(loop_type, kwargs, monkeypat
     assert sleeps == []
     # Each epoch is a new shuffle (set_epoch), as in MMEngine.
     assert batches[:3] != batches[3:6]
+
+
+class _CountedLoader(DataLoader):
+    """A DataLoader that counts its passes (``iter`` calls)."""
+
+    passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize('loop_type,kwargs', [(NoPauseIterBasedTrainLoop, dict(max_iters=10)),
+                                              (IterBasedEpochsTrainLoop, dict(max_epochs=4))])
+def test_one_first_pass_and_the_same_random_state_as_mmengine(loop_type, kwargs):
+    # Each pass draws its base seed from the global generator: a second first pass would shift
+    # every random stream after it.
+    states = []
+    for build, arguments in ((IterBasedTrainLoop, dict(max_iters=10)), (loop_type, kwargs)):
+        torch.manual_seed(0)
+        loader = _CountedLoader(list(range(10)), batch_size=3, drop_last=True,
+                                sampler=DefaultSampler(list(range(10)), shuffle=True, seed=7))
+        loop = build(runner=None, dataloader=loader, **arguments)
+        assert loader.passes == 1
+        states.append(torch.get_rng_state())
+        [next(loop.dataloader_iterator) for _ in range(3)]
+        assert loader.passes == 1  # the first pass was the one started at construction
+    assert torch.equal(*states)
+
+
+def test_epochs_loop_counts_in_epochs():
+    loop = IterBasedEpochsTrainLoop(runner=None, dataloader=_dataloader(), max_epochs=4,
+                                    val_begin=2, val_interval=2)
+    assert (loop.epoch_length, loop.max_epochs, loop.max_iters) == (3, 4, 12)
+    assert (loop.val_begin, loop.val_interval) == (6, 6)
+    assert loop.dynamic_milestones == [0] and loop.dynamic_intervals == [6]

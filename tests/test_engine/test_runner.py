@@ -124,7 +124,7 @@ def test_auto_scale_lr_counts_the_accumulated_batch(tmp_path, accumulate, batch)
 
 
 def test_amp_trains_in_bfloat16_on_the_cpu(tmp_path, monkeypatch):
-    from medtrans.datasets.synthetic import write_synthetic_layout
+    from medtrans.testing import write_synthetic_layout
     from medtrans.engine.optimizers import guarded_optim_wrapper
     from medtrans.registry import DATASETS
 
@@ -167,7 +167,7 @@ def test_compiled_training_matches_eager(tmp_path):
     the rounding noise of near-zero gradients up to steps of the LR)."""
     from mmengine.hooks import Hook
 
-    from medtrans.datasets.synthetic import write_synthetic_layout
+    from medtrans.testing import write_synthetic_layout
     from medtrans.registry import DATASETS
 
     class Initial(Hook):
@@ -207,7 +207,7 @@ def test_compile_switch_compiles_the_networks_or_says_why_not(tmp_path, monkeypa
     """The methods a training iteration runs are the compiled ones, for classification,
     segmentation (mmseg's heads call ``self.forward``) and DINO (``forward_embedding``, the
     teacher in a ModuleDict); data preprocessors and losses stay eager."""
-    from medtrans.datasets.synthetic import make_synthetic_isic2018, write_synthetic_layout
+    from medtrans.testing import make_synthetic_isic2018, write_synthetic_layout
     from medtrans.registry import DATASETS
 
     aptos, isic = tmp_path / 'aptos', tmp_path / 'isic2018'

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from test_evaluation.knn_setup import (
+from test_engine.knn_setup import (
     APTOS_CONFIG,
     REPO,
     TEMPERATURE,

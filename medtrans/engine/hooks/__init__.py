@@ -1,5 +1,6 @@
 from .dino_hook import DINOHook
 from .metrics_json_hook import MetricsJsonHook
 from .safe_resume_hook import SafeResumeHook
+from .split_record_hook import SplitRecordHook
 
-__all__ = ['MetricsJsonHook', 'SafeResumeHook', 'DINOHook']
+__all__ = ['MetricsJsonHook', 'SafeResumeHook', 'DINOHook', 'SplitRecordHook']

@@ -9,6 +9,7 @@ from mmengine.model import is_model_wrapper
 
 from medtrans.models.selfsup import DINO
 from medtrans.registry import HOOKS
+from medtrans.utils.upstream import accumulative_counts, foreach_mul_, foreach_norm
 
 from ..loops import epoch_length
 
@@ -59,9 +60,9 @@ def clip_grads_per_param_(grads: List[torch.Tensor], max_norm: float) -> None:
     """
     if not grads:
         return
-    norms = torch.stack(torch._foreach_norm(grads))
+    norms = torch.stack(foreach_norm(grads))
     scales = norms.add_(1e-6).reciprocal_().mul_(max_norm).clamp_(max=1.0)
-    torch._foreach_mul_(grads, list(scales.unbind()))
+    foreach_mul_(grads, list(scales.unbind()))
 
 
 @HOOKS.register_module()
@@ -135,7 +136,7 @@ class DINOHook(Hook):
         if not hasattr(runner.optim_wrapper, 'optimizer'):
             raise TypeError('DINOHook needs one optimizer; the runner has a '
                             f'{type(runner.optim_wrapper).__name__}')
-        if getattr(runner.optim_wrapper, '_accumulative_counts', 1) != 1:
+        if accumulative_counts(runner.optim_wrapper) != 1:
             raise ValueError('DINOHook: gradient accumulation (accumulative_counts) is not '
                              'supported: the teacher and the centre would move at every '
                              'micro-batch instead of every optimizer step')

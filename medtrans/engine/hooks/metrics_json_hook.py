@@ -12,6 +12,7 @@ from mmengine.hooks import Hook
 
 from medtrans.fileio import atomic_write_text
 from medtrans.registry import HOOKS
+from medtrans.utils.upstream import runner_load_from, train_loop_is_config
 
 __all__ = ['MetricsJsonHook']
 
@@ -88,7 +89,7 @@ class MetricsJsonHook(Hook):
             metrics={key: _json_number(value, key)
                      for key, value in metrics.items()})
         if mode == 'test':
-            record['checkpoint'] = self._checkpoint(runner)
+            record['checkpoint'] = runner_load_from(runner)
         step = iter_ if mode == 'val' else runner.timestamp
         out_dir = osp.join(runner.work_dir, self.out_dir)
         text = json.dumps(record, indent=2) + '\n'
@@ -98,15 +99,7 @@ class MetricsJsonHook(Hook):
     @staticmethod
     def _progress(runner) -> tuple:
         # Reading runner.iter builds a train loop that is still a config dict (and with it the
-        # train dataloader), which a test-only run must not do; MMEngine's LoggerHook avoids
-        # it in the same way.
-        if isinstance(getattr(runner, '_train_loop', None), dict):
+        # train dataloader), which a test-only run must not do.
+        if train_loop_is_config(runner):
             return 0, 0
         return int(runner.iter), int(runner.epoch)
-
-    @staticmethod
-    def _checkpoint(runner) -> Optional[str]:
-        load_from = getattr(runner, '_load_from', None)
-        if load_from is None and getattr(runner, 'cfg', None) is not None:
-            load_from = runner.cfg.get('load_from')
-        return None if load_from is None else str(load_from)

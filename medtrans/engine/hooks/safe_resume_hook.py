@@ -7,6 +7,7 @@ from mmengine.hooks import CheckpointHook, Hook
 
 from medtrans.registry import HOOKS
 from medtrans.utils.plain_state import from_plain, to_plain
+from medtrans.utils.upstream import save_checkpoint_at_step
 
 __all__ = ['SafeResumeHook']
 
@@ -78,8 +79,8 @@ class SafeResumeHook(Hook):
         if (checkpoint_hook is not None
                 and self._saved_before_val == (runner.epoch, runner.iter)):
             step = runner.epoch if checkpoint_hook.by_epoch else runner.iter
-            checkpoint_hook._save_checkpoint_with_step(
-                runner, step, dict(epoch=runner.epoch, iter=runner.iter))
+            save_checkpoint_at_step(checkpoint_hook, runner, step,
+                                    dict(epoch=runner.epoch, iter=runner.iter))
         self._saved_before_val = None
         if self._train_rng_state is not None:
             _set_rng_state(self._train_rng_state)

@@ -9,6 +9,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 
 from medtrans.registry import OPTIM_WRAPPERS
+from medtrans.utils.upstream import amp_static_loss_scale, foreach_norm
 
 __all__ = ['GuardedOptimWrapper', 'GuardedAmpOptimWrapper', 'NonFiniteError']
 
@@ -72,7 +73,7 @@ class _NonFiniteGuard:
         flags = torch.zeros(2, device=self._bad_losses.device)
         flags[0] = self._bad_losses
         if grads:
-            amax = torch.stack(torch._foreach_norm(grads, float('inf'))).amax()
+            amax = torch.stack(foreach_norm(grads, float('inf'))).amax()
             flags[1] = (~torch.isfinite(amax)).to(flags.device, torch.float32)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(flags)
@@ -174,6 +175,7 @@ class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
                  **kwargs) -> None:
         if _accelerated():
             super().__init__(**kwargs)
+            self._static_loss_scale = amp_static_loss_scale(self)
         else:
             dtype = kwargs.pop('dtype', None)
             if dtype not in ('bfloat16', torch.bfloat16):
@@ -182,7 +184,7 @@ class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
             kwargs.pop('loss_scale', None)
             kwargs.pop('use_fsdp', None)
             OptimWrapper.__init__(self, **kwargs)  # AmpOptimWrapper's asserts CUDA
-            self._scale_update_param = None
+            self._static_loss_scale = None
             self.cast_dtype = torch.bfloat16
         if self.cast_dtype == torch.bfloat16:
             # No loss scaling: bfloat16 has float32's range, so a non-finite gradient is an
@@ -193,7 +195,7 @@ class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
 
     @property
     def _scaler_backs_off(self) -> bool:
-        return self.loss_scaler.is_enabled() and self._scale_update_param is None
+        return self.loss_scaler.is_enabled() and self._static_loss_scale is None
 
     def _grads_ready(self) -> None:
         self.loss_scaler.unscale_(self.optimizer)
@@ -202,4 +204,4 @@ class GuardedAmpOptimWrapper(_NonFiniteGuard, AmpOptimWrapper):
         if ok:
             # The gradients are unscaled: the plain wrapper's step (clipping, optimizer step).
             OptimWrapper.step(self, **step_kwargs)
-        self.loss_scaler.update(self._scale_update_param)
+        self.loss_scaler.update(self._static_loss_scale)

@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
 from medtrans.registry import MODELS
+from medtrans.utils.upstream import vit_pos_embed
 
 from .base import TimmBackbone, check_drop_path_rate
 
@@ -206,7 +207,7 @@ class DeiT(TimmBackbone):
         # The steps of timm's forward_features, split so that intermediate tokens can be kept.
         x = vit.patch_embed(x)  # (B, h, w, C): dynamic_img_size defers the flattening
         grid = (x.shape[1], x.shape[2])
-        x = vit._pos_embed(x)
+        x = vit_pos_embed(vit, x)
         x = vit.norm_pre(vit.patch_drop(x))
         tokens = []
         for i, block in enumerate(vit.blocks[:max(indices) + 1]):

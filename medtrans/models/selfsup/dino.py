@@ -8,6 +8,7 @@ from mmpretrain.models import BaseSelfSupervisor
 from mmpretrain.structures import DataSample
 
 from medtrans.registry import MODELS
+from medtrans.utils.upstream import foreach_add_, foreach_mul_, is_batch_norm
 
 from ..backbones import EmbeddingBackbone
 
@@ -109,7 +110,7 @@ class DINO(BaseSelfSupervisor):
         super().train(mode)
         self.teacher.eval()
         for module in self.teacher.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if is_batch_norm(module):
                 module.train(mode)
         return self
 
@@ -132,8 +133,8 @@ class DINO(BaseSelfSupervisor):
             momentum (float): The EMA momentum, in [0, 1].
         """
         teacher, student = zip(*self._teacher_student_pairs())
-        torch._foreach_mul_(teacher, momentum)
-        torch._foreach_add_(teacher, student, alpha=1 - momentum)
+        foreach_mul_(teacher, momentum)
+        foreach_add_(teacher, student, alpha=1 - momentum)
 
     def student_last_layer_parameters(self) -> List[nn.Parameter]:
         """The parameters of the student head's last layer (frozen during the first epoch)."""

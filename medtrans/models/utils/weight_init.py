@@ -1,11 +1,12 @@
 """Random initialisation shared by medtrans models."""
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from medtrans.utils.upstream import is_batch_norm
 
 __all__ = ['kaiming_init_']
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-_NORMS = (nn.LayerNorm, nn.GroupNorm, _BatchNorm)
+_NORMS = (nn.LayerNorm, nn.GroupNorm)
 
 
 def kaiming_init_(module: nn.Module, mode: str = 'fan_in') -> None:
@@ -28,7 +29,7 @@ def kaiming_init_(module: nn.Module, mode: str = 'fan_in') -> None:
             nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity='relu')
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, _NORMS):
+        elif isinstance(m, _NORMS) or is_batch_norm(m):
             if m.weight is not None:
                 nn.init.ones_(m.weight)
             if m.bias is not None:

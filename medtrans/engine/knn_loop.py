@@ -50,6 +50,7 @@ from medtrans.evaluation.functional.knn import (
     KNNClassifier,
 )
 from medtrans.registry import LOOPS
+from medtrans.utils.upstream import build_loop_dataloader
 
 __all__ = ['KNNLoopBase', 'KNNValLoop', 'KNNTestLoop', 'memory_dataloader_cfg']
 
@@ -166,11 +167,7 @@ class KNNLoopBase:
                                  'but the config has no train_dataloader.')
             memory_dataloader = memory_dataloader_cfg(runner.cfg.train_dataloader, eval_cfg)
         super().__init__(runner, dataloader, evaluator, fp16)
-        if isinstance(memory_dataloader, dict):
-            diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
-            memory_dataloader = runner.build_dataloader(
-                memory_dataloader, seed=runner.seed, diff_rank_seed=diff_rank_seed)
-        self.memory_dataloader = memory_dataloader
+        self.memory_dataloader = build_loop_dataloader(runner, memory_dataloader)
         self.k = k
         self.temperature = temperature
         self.embedding = embedding

@@ -18,9 +18,9 @@ from medtrans.apis import (
 )
 from medtrans.datasets.chexpert import CHEXPERT_OBSERVATIONS
 from medtrans.datasets.synthetic.chexpert import chexpert_layout
+from medtrans.engine import memory_dataloader_cfg
 from medtrans.evaluation.functional import accuracy, cohen_kappa
-from medtrans.evaluation.metrics.knn import memory_dataloader_cfg
-from medtrans.utils import safe_load
+from medtrans.fileio import safe_load
 
 from .knn_setup import (
     APTOS_CONFIG,
