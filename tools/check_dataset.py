@@ -3,9 +3,9 @@
 ``python tools/check_dataset.py CONFIG [--cfg-options ...] [--work-dir DIR]
 [--splits train val test] [--workers N]``
 
-Exits with status 1 if any problem was found, 0 otherwise. The config is prepared as
-tools/train.py does, so a split record (``'{work_dir}'`` in ``split_file``) is read from, or
-written to, the same work dir as training would use.
+Exits with status 1 if any problem was found, 0 otherwise. The work dir is the one
+tools/train.py would use, and the divided splits are checked against their records there
+(``<work_dir>/splits/``), or recorded, as training does (``SplitRecordHook``).
 """
 import argparse
 import os
@@ -40,7 +40,7 @@ def main() -> int:
     prepare_config(cfg, args.config, work_dir=args.work_dir)
     report = check_dataset(
         cfg, splits=args.splits, num_workers=args.workers, progress_every=args.progress_every,
-        log=lambda line: print(line, file=sys.stderr, flush=True))
+        log=lambda line: print(line, file=sys.stderr, flush=True), work_dir=cfg.work_dir)
     print(f'Dataset check of {args.config}')
     print(report.format(), flush=True)
     return 0 if report.ok else 1

@@ -8,14 +8,23 @@ from .custom import CustomClsDataset
 from .isic2018 import ISIC2018Task1Dataset
 from .isic2019 import ISIC2019Dataset
 from .pcam import PCamDataset
-from .splits import check_split_file_path, load_or_create_split, split_ids
+from .splits import (
+    GROUP_KEYS,
+    SplitRecordMixin,
+    check_split_file_path,
+    load_or_create_split,
+    record_split,
+    record_splits,
+    split_ids,
+)
 from .transforms import LoadBinaryMask, LoadImageStrict, RandomElasticDeform
 
-# The synthetic layouts and demo data (``medtrans.datasets.synthetic``) are not imported here:
-# only the fuzz tests and tools use them.
+# The synthetic layouts and demo data are test helpers, in ``medtrans.testing``, which nothing
+# in medtrans imports: only the tests, tools and benchmarks use them.
 __all__ = [
     'ISIC2018Task1Dataset', 'BaseClsDataset', 'APTOS2019Dataset', 'ISIC2019Dataset',
     'CustomClsDataset', 'split_ids', 'load_or_create_split', 'check_split_file_path',
+    'record_split', 'record_splits', 'SplitRecordMixin', 'GROUP_KEYS',
     'LoadImageStrict', 'LoadBinaryMask', 'check_dataset', 'DatasetCheckReport',
     'CheXpertDataset', 'PCamDataset', 'CBISDDSMDataset', 'CSAWSDataset', 'RandomElasticDeform'
 ]

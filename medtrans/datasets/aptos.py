@@ -4,7 +4,8 @@ from typing import List
 
 from medtrans.registry import DATASETS
 
-from .classification import BaseClsDataset, image_paths, read_csv_table
+from .classification import BaseClsDataset
+from .utils import image_paths, read_csv_table
 
 __all__ = ['APTOS2019Dataset']
 
@@ -40,12 +41,11 @@ class APTOS2019Dataset(BaseClsDataset):
     METAINFO = dict(classes=('No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'))
     MULTI_LABEL = False
     SPLIT_FRACTIONS = dict(train=0.7, val=0.15, test=0.15)
+    SPLIT_RECORD = 'aptos2019'
     LAYOUT = """\
   <data_root>/
     train.csv                    id_code,diagnosis (grade 0..4)
     train_images/<id_code>.png"""
-    #: Its tiny layout for the fuzz tests (see :mod:`medtrans.datasets.synthetic`).
-    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.aptos:aptos2019_layout'
 
     def load_samples(self) -> List[dict]:
         """Read ``train.csv`` and pair each row with its image.

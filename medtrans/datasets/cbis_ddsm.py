@@ -22,8 +22,9 @@ import cv2
 from medtrans.fileio import atomic_write_bytes
 from medtrans.registry import DATASETS
 
-from .classification import BaseClsDataset, find_missing, read_csv_table
+from .classification import BaseClsDataset
 from .transforms.dicom import read_dicom_uint8
+from .utils import find_missing, read_csv_table
 
 __all__ = ['CBISDDSMDataset', 'CbisImage', 'read_cbis_ddsm_table', 'read_cbis_ddsm_images',
            'find_cbis_ddsm_dicom', 'convert_cbis_ddsm_to_png', 'CBIS_DDSM_TABLES']
@@ -315,8 +316,8 @@ class CBISDDSMDataset(BaseClsDataset):
     METAINFO = dict(classes=('no_mass', 'mass'))
     MULTI_LABEL = False
     SPLIT_FRACTIONS = dict(train=0.8, val=0.1, test=0.1)
+    SPLIT_RECORD = 'cbis_ddsm'
     LAYOUT = _LAYOUT
-    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.cbis_ddsm:cbis_ddsm_layout'
 
     def __init__(self,
                  data_root: str,

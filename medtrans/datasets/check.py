@@ -4,7 +4,9 @@
 mask with the loading steps of the dataset's own pipeline (no augmentation), and collects each
 problem with the file it concerns instead of stopping at the first. Across splits it looks for
 identical image files, repeated sample ids and, where the data infos carry a patient or group
-id, patients that cross splits. ``tools/check_dataset.py`` is its command line.
+id, patients that cross splits. Given the run's work dir, it also checks the divided splits
+against their records there (or writes them), as training does. ``tools/check_dataset.py`` is
+its command line.
 """
 import copy
 import hashlib
@@ -12,7 +14,7 @@ import os.path as osp
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import cv2
 import numpy as np
@@ -22,13 +24,10 @@ from mmengine.registry import DefaultScope
 from medtrans.registry import DATASETS, TRANSFORMS
 
 from .preresize import reads_preresized
+from .splits import GROUP_KEYS, group_key, record_splits
 
 __all__ = ['check_dataset', 'loading_steps', 'leaf_dataset_cfgs', 'DatasetCheckReport',
-           'SplitCheck', 'Problem', 'GROUP_KEYS']
-
-#: Data-info keys that name the patient (or lesion, or other group) of a sample, in the order
-#: looked up; samples sharing one must not be in different splits.
-GROUP_KEYS = ('patient_id', 'group')
+           'SplitCheck', 'Problem']
 
 
 @dataclass
@@ -341,10 +340,10 @@ class _CrossSplitIndex:
         sample_id = _sample_id(info)
         if sample_id is not None:
             self.by_id.setdefault(sample_id, []).append((split, path))
-        group = next((info[k] for k in GROUP_KEYS if info.get(k) is not None), None)
-        if group is not None:
+        key = group_key(info)
+        if key is not None:
             self.group_key_seen = True
-            self.by_group.setdefault(str(group), []).append((split, path))
+            self.by_group.setdefault(str(info[key]), []).append((split, path))
 
     @staticmethod
     def _crossing(index: Dict[str, List[Tuple[str, str]]]):
@@ -377,11 +376,29 @@ class _CrossSplitIndex:
         return problems, notes
 
 
+def _check_records(split: SplitCheck, parts: List[_Part], work_dir: str, misfits: Set[str],
+                   log: Callable[[str], None]) -> None:
+    """Check (or write) the split records of a split's datasets; a misfit is a problem."""
+    for part in parts:
+        try:
+            done = record_splits(part.dataset, work_dir)
+        except ValueError as err:
+            # The splits of one division share a record: what is wrong with it is said once.
+            if str(err) not in misfits:
+                misfits.add(str(err))
+                split.problems.append(Problem('', str(err)))
+            continue
+        for path, written in done:
+            log(f'[{split.name}] ' + ('wrote the split record ' if written else
+                                      'the split matches its record ') + path)
+
+
 def check_dataset(cfg: Config,
                   splits: Sequence[str] = ('train', 'val', 'test'),
                   num_workers: int = 0,
                   progress_every: int = 500,
-                  log: Optional[Callable[[str], None]] = None) -> DatasetCheckReport:
+                  log: Optional[Callable[[str], None]] = None,
+                  work_dir: Optional[str] = None) -> DatasetCheckReport:
     """Check every sample of a config's datasets and collect all problems.
 
     For each split ``s``, the dataset of ``cfg.<s>_dataloader`` is built (each dataset inside
@@ -400,19 +417,25 @@ def check_dataset(cfg: Config,
     (:data:`GROUP_KEYS` in the data infos) in more than one split. Without group keys the
     leakage check does not apply; the report says so.
 
+    With ``work_dir``, each divided split is kept in, or checked against, its record in
+    ``<work_dir>/splits/`` by :func:`~medtrans.datasets.splits.record_splits`, as
+    :class:`~medtrans.engine.hooks.SplitRecordHook` does when training; a record that does not
+    hold the split is a problem of the first split that uses it.
+
     Decoded images are not kept: memory stays bounded by the data infos of the splits.
     The registries must be filled first (:func:`medtrans.setup_env.register_all_modules`, which
     ``tools/check_dataset.py`` calls), so that plugin datasets are found too.
 
     Args:
-        cfg (Config): The config, with ``'{work_dir}'`` filled in (see
-            :func:`medtrans.apis.prepare_config`).
+        cfg (Config): The config.
         splits (Sequence[str]): Splits to check. Defaults to ('train', 'val', 'test').
         num_workers (int): Threads decoding the files; 0 decodes in the calling thread.
             Defaults to 0.
         progress_every (int): Log a progress line every this many samples. Defaults to 500.
         log (Callable[[str], None], optional): Receives the progress lines. Defaults to None
             (silent).
+        work_dir (str, optional): The run's work dir, whose split records are checked (and
+            written where missing). Defaults to None (no record is read or written).
 
     Returns:
         DatasetCheckReport: Every problem found, per split and across splits.
@@ -421,12 +444,15 @@ def check_dataset(cfg: Config,
     log = log or (lambda line: None)
     report = DatasetCheckReport(splits=[SplitCheck(name) for name in splits])
     parts_of: Dict[str, List[_Part]] = {}
+    misfits: Set[str] = set()
     for split in report.splits:
         loader_cfg = cfg.get(f'{split.name}_dataloader')
         if not loader_cfg or not loader_cfg.get('dataset'):
             split.note = f'not checked: the config has no {split.name}_dataloader.dataset'
             continue
         parts_of[split.name] = _build_parts(split, loader_cfg['dataset'], scope)
+        if work_dir is not None:
+            _check_records(split, parts_of[split.name], work_dir, misfits, log)
 
     index = _CrossSplitIndex()
     scanned: Dict[Tuple[str, ...], str] = {}

@@ -9,7 +9,8 @@ import numpy as np
 
 from medtrans.registry import DATASETS
 
-from .classification import BaseClsDataset, find_missing, read_csv_table
+from .classification import BaseClsDataset
+from .utils import find_missing, read_csv_table
 
 __all__ = ['CheXpertDataset', 'read_chexpert_csv', 'apply_uncertainty_policy', 'ChexpertTable',
            'CHEXPERT_OBSERVATIONS', 'CHEXPERT_COMPETITION_TASKS', 'CHEXPERT_VIEWS',
@@ -195,8 +196,8 @@ class CheXpertDataset(BaseClsDataset):
     METAINFO = dict(classes=CHEXPERT_OBSERVATIONS)
     MULTI_LABEL = True
     SPLIT_FRACTIONS = dict(train=0.8, val=0.1, test=0.1)
+    SPLIT_RECORD = 'chexpert'
     LAYOUT = _LAYOUT
-    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.chexpert:chexpert_layout'
 
     def __init__(self,
                  data_root: str,

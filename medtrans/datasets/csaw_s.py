@@ -115,10 +115,9 @@ class CSAWSDataset(SplitSegDataset):
                     mask_file_name='{stem}_cancer.png')
     #: Who annotated the test set (``annotator``); see ``tools/analysis/annotator_agreement.py``.
     ANNOTATORS = _ANNOTATORS
-    #: Its tiny layout for the fuzz tests (see :mod:`medtrans.datasets.synthetic`).
-    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.csaw_s:csaw_s_layout'
 
     SPLITS = ('train', 'val', 'trainval', 'test')
+    SPLIT_RECORD = 'csaw_s'
     LAYOUT = _LAYOUT
     SOURCE = 'The dataset is published at https://zenodo.org/record/4030660.'
 

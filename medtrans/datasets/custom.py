@@ -7,8 +7,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from medtrans.registry import DATASETS
+from medtrans.utils.upstream import dataset_metainfo
 
-from .classification import BaseClsDataset, find_missing, read_csv_table
+from .classification import BaseClsDataset
+from .utils import find_missing, read_csv_table
 
 __all__ = ['CustomClsDataset']
 
@@ -86,8 +88,7 @@ class CustomClsDataset(BaseClsDataset):
 
     METAINFO: dict = dict()
     LAYOUT = _LAYOUT
-    #: Its tiny layout for the fuzz tests (see :mod:`medtrans.datasets.synthetic`).
-    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.custom:custom_cls_layout'
+    SPLIT_RECORD = 'custom_cls'
 
     def __init__(self,
                  data_root: str,
@@ -147,9 +148,9 @@ class CustomClsDataset(BaseClsDataset):
         if strays:
             raise ValueError(f'CustomClsDataset: image "{osp.join(root, sorted(strays)[0])}" is '
                              f'not in a class folder; expected <class>/<image> under "{root}".')
-        classes = self._metainfo.get('classes')
+        classes = dataset_metainfo(self).get('classes')
         if classes is None:
-            classes = self._metainfo['classes'] = tuple(sorted(folders))
+            classes = dataset_metainfo(self)['classes'] = tuple(sorted(folders))
         elif set(folders) != set(classes):
             raise ValueError(f'CustomClsDataset: "{root}" has the class folders '
                              f'{sorted(folders)}; expected one per class of {list(classes)}.')
@@ -174,7 +175,7 @@ class CustomClsDataset(BaseClsDataset):
 
     def _table_samples(self) -> List[dict]:
         reserved = [c for c in (self.path_column, self.group_column, self.split_column) if c]
-        given = self._metainfo.get('classes')
+        given = dataset_metainfo(self).get('classes')
         if self.MULTI_LABEL:
             required = reserved + list(given or [])
         else:
@@ -196,7 +197,7 @@ class CustomClsDataset(BaseClsDataset):
             raise ValueError(f'{table.what} "{table.path}" names no class; expected '
                              + ('a column per class.' if self.MULTI_LABEL else 'class names in '
                                 f'the {self.label_column} column.'))
-        self._metainfo['classes'] = tuple(classes)
+        dataset_metainfo(self)['classes'] = tuple(classes)
         samples, first_line = [], {}
         for line, row in rows:
             sample_id = row[path_col]

@@ -72,10 +72,9 @@ class ISIC2018Task1Dataset(SplitSegDataset):
     #: truth's, and what ``tools/test.py --out-dir`` writes predictions as).
     METAINFO = dict(classes=('background', 'lesion'), palette=[[0, 0, 0], [255, 0, 0]],
                     mask_file_name='{stem}_segmentation.png')
-    #: Its tiny layout for the fuzz tests (see :mod:`medtrans.datasets.synthetic`).
-    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.isic2018:isic2018_task1_layout'
 
     SPLITS = tuple(_FOLDERS)
+    SPLIT_RECORD = 'isic2018_task1'
     LAYOUT = """\
   <data_root>/
     ISIC2018_Task1-2_Training_Input/ISIC_0000000.jpg ...

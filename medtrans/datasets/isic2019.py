@@ -4,7 +4,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from medtrans.registry import DATASETS
 
-from .classification import BaseClsDataset, CsvTable, image_paths, read_csv_table
+from .classification import BaseClsDataset
+from .utils import CsvTable, image_paths, read_csv_table
 
 __all__ = ['ISIC2019Dataset', 'read_isic2019_ground_truth', 'read_isic2019_lesions',
            'ISIC2019_CLASSES']
@@ -153,9 +154,8 @@ class ISIC2019Dataset(BaseClsDataset):
     METAINFO = dict(classes=ISIC2019_CLASSES)
     MULTI_LABEL = False
     SPLIT_FRACTIONS = dict(train=0.8, val=0.1, test=0.1)
+    SPLIT_RECORD = 'isic2019'
     LAYOUT = _LAYOUT
-    #: Its tiny layout for the fuzz tests (see :mod:`medtrans.datasets.synthetic`).
-    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.isic2019:isic2019_layout'
 
     def __init__(self, data_root: str, lesion_groups: Optional[bool] = None, **kwargs) -> None:
         self.lesion_groups = lesion_groups

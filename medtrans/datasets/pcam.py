@@ -143,8 +143,8 @@ class PCamDataset(BaseClsDataset):
     METAINFO = dict(classes=('normal', 'tumour'))
     MULTI_LABEL = False
     SPLIT_FRACTIONS: Dict[str, float] = {}
+    SPLIT_RECORD = 'pcam'
     LAYOUT = _LAYOUT
-    SYNTHETIC_LAYOUT = 'medtrans.datasets.synthetic.pcam:pcam_layout'
 
     def _read_split(self, split: str) -> List[dict]:
         x_path, y_path = pcam_files(self.data_root, split)

@@ -1,12 +1,15 @@
 """What the binary segmentation datasets share: a published layout read as it is, whose
-training set is divided into train/val by a seeded split kept in a split file."""
+training set is divided into train/val by a seeded split, recorded in the run's work dir."""
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from mmseg.datasets import BaseSegDataset
+from medtrans.utils import install_mmcv_ops_stub
+
+install_mmcv_ops_stub()  # before mmseg, which imports mmcv.ops (compiled; mmcv-lite has none)
+from mmseg.datasets import BaseSegDataset  # noqa: E402
 
 from .preresize import use_preresized
-from .splits import check_split_file_path, load_or_create_split, split_ids
+from .splits import SplitRecordMixin, check_split_file_path, load_or_create_split, split_ids
 
 __all__ = ['SplitSegDataset', 'examples']
 
@@ -20,7 +23,7 @@ def examples(items: Sequence[str], limit: int = 5) -> str:
     return shown + (f', ... ({len(items)} in all)' if len(items) > limit else '')
 
 
-class SplitSegDataset(BaseSegDataset):
+class SplitSegDataset(SplitRecordMixin, BaseSegDataset):
     """Base of the binary segmentation datasets read from their published layouts.
 
     mmseg's ``BaseSegDataset`` pairs images and masks of one folder pair by suffix and says
@@ -28,10 +31,13 @@ class SplitSegDataset(BaseSegDataset):
     (:meth:`samples`), erring on anything unpaired, and this class validates the arguments and
     selects ``train`` / ``val`` from the training set by a seeded deterministic split
     (:func:`~medtrans.datasets.splits.split_ids`, grouped by each sample's ``group`` when it
-    has one), recorded in ``split_file``.
+    has one), read from ``split_file`` when one is given. :meth:`divided_split` hands the
+    division to :class:`~medtrans.engine.hooks.SplitRecordHook`, which records it in the
+    run's work dir.
 
     Subclasses set :attr:`SPLITS`, :attr:`LAYOUT` (shown in errors), :attr:`SOURCE` (where the
-    data is published) and implement :meth:`folders` and :meth:`samples`.
+    data is published), :attr:`SPLIT_RECORD` (the record's name) and implement
+    :meth:`folders` and :meth:`samples`.
 
     Args:
         data_root (str): Folder holding the published layout.
@@ -42,9 +48,9 @@ class SplitSegDataset(BaseSegDataset):
         split_file (str, optional): JSON record of the train/val split, used by ``train`` and
             ``val`` only (the other splits neither read nor write it). If it exists it is read
             and checked against the data and these arguments; otherwise it is written there.
-            For every split, it must not lie inside ``data_root``, and ``'{work_dir}'`` in it
-            must have been filled in (tools/train.py does so). None computes the split without
-            saving it. Defaults to None.
+            For every split, it must not lie inside ``data_root``. None computes the split
+            (which :class:`~medtrans.engine.hooks.SplitRecordHook` then records in the run's
+            work dir). Defaults to None.
         pipeline (Sequence[dict | Callable]): Transforms. Defaults to ().
         test_mode (bool): As in :class:`mmengine.dataset.BaseDataset`. Defaults to False.
         metainfo (dict, optional): Overrides of ``METAINFO``. Defaults to None.
@@ -135,15 +141,16 @@ class SplitSegDataset(BaseSegDataset):
         ids = [sample['id'] for sample in samples]
         groups = [sample['group'] for sample in samples] if 'group' in samples[0] else None
         fractions = {'train': 1 - self.val_fraction, 'val': self.val_fraction}
+        meta = dict(
+            dataset=type(self).__name__, val_fraction=self.val_fraction,
+            split_seed=self.split_seed)
         splits = load_or_create_split(
             self.split_file,
             self.data_root,
             ids,
             make_split_fn=lambda _: split_ids(ids, fractions, self.split_seed, groups=groups),
-            meta=dict(
-                dataset=type(self).__name__,
-                val_fraction=self.val_fraction,
-                split_seed=self.split_seed))
+            meta=meta)
+        self._divided_split = (meta, splits)
         selected = splits[self.split]
         if not selected:
             raise ValueError(

@@ -2,27 +2,43 @@
 
 :func:`split_ids` divides ids into named splits, reproducibly: the ids are sorted before a seeded
 shuffle, so the result depends only on the set of ids, the fractions and the seed, not on file
-system order, the machine or the run. It can keep groups (e.g. all images of one patient) in one
-split and stratify by a label.
+system order, the machine or the run. It can keep groups (e.g. all images of one patient, named
+by :data:`GROUP_KEYS`) in one split and stratify by a label.
 
-:func:`load_or_create_split` records a split in a JSON file next to the work dir, and on later runs
-reads that record back after checking it still fits the data on disk.
+A split record is a JSON file ``{"meta": {...}, "splits": {name: [ids...]}}``.
+:func:`load_or_create_split` reads one back after checking it still fits the data on disk, or
+makes the split and writes it. :func:`record_splits` keeps the record of a built dataset's
+divided split in a run's work dir (``<work_dir>/splits/``, :class:`SplitRecordMixin` names the
+file), or checks the dataset against the record there;
+:class:`~medtrans.engine.hooks.SplitRecordHook` calls it as each loop of a run starts.
 """
 import json
 import math
 import os
 import os.path as osp
 from collections import Counter, defaultdict
-from typing import Callable, Dict, Hashable, List, Optional, Sequence
+from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from medtrans.fileio import atomic_write_text
 
-__all__ = ['split_ids', 'load_or_create_split', 'check_split_file_path', 'WORK_DIR_PLACEHOLDER']
+__all__ = [
+    'split_ids', 'load_or_create_split', 'check_split_file_path', 'record_split',
+    'record_splits', 'SplitRecordMixin', 'SPLIT_RECORD_DIR', 'GROUP_KEYS', 'group_key'
+]
 
-#: Placeholder that the training tools replace with the run's work dir in a ``split_file``.
-WORK_DIR_PLACEHOLDER = '{work_dir}'
+#: Data-info keys that name the patient (or lesion, or other group) of a sample, in the order
+#: looked up; samples sharing one are kept in one divided split, and ``check_dataset`` reports
+#: one found in two splits.
+GROUP_KEYS = ('patient_id', 'group')
+
+#: The folder of a run's split records, inside its work dir.
+SPLIT_RECORD_DIR = 'splits'
+
+def group_key(sample: dict) -> Optional[str]:
+    """The first of :data:`GROUP_KEYS` that a sample (or data info) holds, or None."""
+    return next((key for key in GROUP_KEYS if sample.get(key) is not None), None)
 
 
 def _largest_remainder(total: int, weights: Sequence[float]) -> List[int]:
@@ -151,31 +167,32 @@ def split_ids(ids: Sequence[Hashable],
 
 
 def check_split_file_path(split_file: str, data_root: Optional[str]) -> str:
-    """Check that a split file path is usable, and return it normalised.
+    """Check that a split record is not placed in the data folder, and return its path.
 
     Args:
         split_file (str): Path of the split record.
-        data_root (str, optional): The dataset folder, which must not contain the split file.
+        data_root (str, optional): The dataset folder, which must not contain the record.
 
     Returns:
-        str: The absolute path of the split file.
+        str: The absolute path of the record.
 
     Raises:
-        ValueError: The path still holds the ``{work_dir}`` placeholder, or lies inside data_root.
+        ValueError: The path lies inside data_root.
     """
-    if WORK_DIR_PLACEHOLDER in str(split_file):
-        raise ValueError(
-            f'split_file "{split_file}" still contains the placeholder "{WORK_DIR_PLACEHOLDER}". '
-            'The training tools (tools/train.py, tools/test.py) fill it in with the run\'s work '
-            'dir; when building the dataset yourself, give a real path.')
     split_path = osp.realpath(osp.abspath(osp.expanduser(str(split_file))))
     if data_root is not None:
         root = osp.realpath(osp.abspath(osp.expanduser(str(data_root))))
         if split_path == root or split_path.startswith(root + os.sep):
             raise ValueError(
-                f'split_file "{split_file}" lies inside data_root "{data_root}". Splits are '
-                'never written into the data folder: put the split file in the work dir.')
+                f'split record "{split_file}" lies inside data_root "{data_root}". Splits are '
+                'never written into the data folder: choose a work dir (or split_file) '
+                'outside it.')
     return split_path
+
+
+#: What a user can do about a record that does not fit, said by every such error.
+_NEW_SPLIT = ('To make a new split, delete the file or use another work dir (or split_file); '
+              'to reproduce the recorded run, use the data and arguments it was made with.')
 
 
 def _verify_record(split_file: str, record, ids: Sequence[Hashable], meta: dict) -> dict:
@@ -183,30 +200,29 @@ def _verify_record(split_file: str, record, ids: Sequence[Hashable], meta: dict)
     if not (isinstance(record, dict) and isinstance(record.get('meta'), dict)
             and isinstance(record.get('splits'), dict)
             and all(isinstance(v, list) for v in record['splits'].values())):
-        raise ValueError(f'split_file "{split_file}" is not a medtrans split record: expected '
+        raise ValueError(f'split record "{split_file}" is not a medtrans split record: expected '
                          'a JSON object {"meta": {...}, "splits": {name: [ids...]}}.')
     for key, value in meta.items():
         if record['meta'].get(key) != value:
             raise ValueError(
-                f'split_file "{split_file}" was made with {key}={record["meta"].get(key)!r}, '
-                f'but this run asks for {key}={value!r}. Delete the file or point split_file '
-                'elsewhere to make a new split.')
+                f'split record "{split_file}" was made with {key}={record["meta"].get(key)!r}, '
+                f'but this run asks for {key}={value!r}. {_NEW_SPLIT}')
     recorded = [i for split in record['splits'].values() for i in split]
     if len(set(recorded)) != len(recorded):
         dupes = sorted(i for i, c in Counter(recorded).items() if c > 1)
-        raise ValueError(f'split_file "{split_file}" puts some ids in more than one split '
+        raise ValueError(f'split record "{split_file}" puts some ids in more than one split '
                          f'(e.g. {dupes[:5]}); expected disjoint splits.')
     on_disk = set(ids)
     missing = sorted(set(recorded) - on_disk)
     if missing:
-        raise ValueError(f'split_file "{split_file}" lists {len(missing)} ids that are not in the '
-                         f'data (e.g. {missing[:5]}); expected every recorded id to exist.')
+        raise ValueError(f'split record "{split_file}" lists {len(missing)} ids that are not in '
+                         f'the data (e.g. {missing[:5]}); expected every recorded id to exist. '
+                         f'The data changed since the split was made. {_NEW_SPLIT}')
     uncovered = sorted(on_disk - set(recorded))
     if uncovered:
-        raise ValueError(f'split_file "{split_file}" does not cover {len(uncovered)} ids found in '
-                         f'the data (e.g. {uncovered[:5]}); expected it to assign every id. '
-                         'The data changed since the split was made: delete the file or point '
-                         'split_file elsewhere to make a new split.')
+        raise ValueError(f'split record "{split_file}" does not cover {len(uncovered)} ids found '
+                         f'in the data (e.g. {uncovered[:5]}); expected it to assign every id. '
+                         f'The data changed since the split was made. {_NEW_SPLIT}')
     return record['splits']
 
 
@@ -246,9 +262,118 @@ def load_or_create_split(split_file: Optional[str], data_root: Optional[str],
             with open(path) as f:
                 record = json.load(f)
         except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f'split_file "{split_file}" could not be read as JSON: '
+            raise ValueError(f'split record "{split_file}" could not be read as JSON: '
                              f'{err}') from err
         return _verify_record(split_file, record, ids, meta)
     splits = make_split_fn(ids)
     atomic_write_text(path, json.dumps(dict(meta=meta, splits=splits), indent=1) + '\n')
     return splits
+
+
+def record_split(split_file: str, splits: Dict[str, list], meta: dict,
+                 data_root: Optional[str] = None) -> bool:
+    """Record a split made elsewhere, or check that the record already there holds exactly it.
+
+    The record is written, or read and checked against the data, by
+    :func:`load_or_create_split` (the ids are those of ``splits``); then every id must be in
+    the same split as recorded.
+
+    Args:
+        split_file (str): Path of the JSON record; never inside ``data_root``.
+        splits (dict[str, list]): Split name -> ids, disjoint; JSON-serialisable.
+        meta (dict): What determines the split, as for :func:`load_or_create_split`.
+        data_root (str, optional): The dataset folder. Defaults to None.
+
+    Returns:
+        bool: True if the record was written, False if an existing one was checked.
+
+    Raises:
+        ValueError: A record that does not fit (see :func:`load_or_create_split`), or that
+            puts ids in other splits, naming the file, the ids and what to do.
+    """
+    path = check_split_file_path(split_file, data_root)
+    written = not osp.exists(path)
+    ids = [i for split in splits.values() for i in split]
+    recorded = load_or_create_split(path, data_root, ids, lambda _: splits, meta)
+    recorded_in = {i: name for name, split in recorded.items() for i in split}
+    moved = sorted((i, recorded_in[i], name) for name, split in splits.items() for i in split
+                   if recorded_in[i] != name)
+    if moved:
+        shown = ', '.join(f'"{i}" is in "{was}" there but in "{now}" here'
+                          for i, was, now in moved[:5])
+        raise ValueError(
+            f'split record "{split_file}" assigns {len(moved)} ids to other splits than this '
+            f'run does (e.g. {shown}); expected the same split. The labels or groups of the data '
+            'or the splitting code changed since the record was made, or the file was edited. '
+            'To train on the recorded split, give the dataset split_file="'
+            f'{split_file}"; to make a new split, delete the file or use another work dir.')
+    return written
+
+
+class SplitRecordMixin:
+    """What a dataset that divides its data into seeded splits tells :func:`record_splits`.
+
+    A dataset sets ``self._divided_split = (meta, splits)`` when it selects its split from a
+    division (in ``load_data_list``), and leaves it None when it reads a split as published. It
+    keeps the ids of every split of the division, not only its own, because the record holds
+    them all (a few MB for CheXpert's 224k images).
+    """
+
+    #: Stem of the record's file name in the work dir, ``<stem>_seed<split_seed>.json``; ''
+    #: uses the class name.
+    SPLIT_RECORD: str = ''
+    _divided_split: Optional[Tuple[dict, Dict[str, list]]] = None
+
+    @property
+    def split_record_name(self) -> str:
+        """The file name of the record of this dataset's division, e.g. ``aptos2019_seed0.json``."""
+        return f'{self.SPLIT_RECORD or type(self).__name__}_seed{self.split_seed}.json'
+
+    def divided_split(self) -> Optional[Tuple[dict, Dict[str, list]]]:
+        """The division this dataset's split was selected from; loads the data if still lazy.
+
+        Returns:
+            tuple[dict, dict[str, list]] | None: ``(meta, splits)``: what determines the
+            division, and split name -> ids of every split of it. None when the split is not a
+            division (a published split, the whole set).
+        """
+        self.full_init()
+        return self._divided_split
+
+
+def _leaf_datasets(dataset) -> list:
+    """The datasets inside wrappers (``datasets`` of ConcatDataset, ``dataset`` of
+    RepeatDataset and ClassBalancedDataset)."""
+    if isinstance(getattr(dataset, 'datasets', None), (list, tuple)):
+        return [leaf for inner in dataset.datasets for leaf in _leaf_datasets(inner)]
+    if getattr(dataset, 'dataset', None) is not None:
+        return _leaf_datasets(dataset.dataset)
+    return [dataset]
+
+
+def record_splits(dataset, work_dir: str) -> List[Tuple[str, bool]]:
+    """Keep the divided splits of a built dataset in a run's work dir, or check them there.
+
+    Each dataset (inside wrappers too) with a division (:meth:`SplitRecordMixin.divided_split`)
+    has its record at ``<work_dir>/splits/<split_record_name>``: written if absent, else the
+    dataset's split must equal it (:func:`record_split`). Other datasets are skipped.
+
+    Args:
+        dataset: A built dataset, possibly a wrapper.
+        work_dir (str): The run's work dir.
+
+    Returns:
+        list[tuple[str, bool]]: (record path, whether it was written) per divided dataset.
+
+    Raises:
+        ValueError: A record that does not hold the dataset's split (see :func:`record_split`).
+    """
+    done = []
+    for leaf in _leaf_datasets(dataset):
+        divided = leaf.divided_split() if hasattr(leaf, 'divided_split') else None
+        if divided is None:
+            continue
+        meta, splits = divided
+        path = osp.join(work_dir, SPLIT_RECORD_DIR, leaf.split_record_name)
+        done.append((path, record_split(path, splits, meta, getattr(leaf, 'data_root', None))))
+    return done

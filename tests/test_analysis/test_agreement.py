@@ -10,7 +10,7 @@ import pytest
 from mmengine.config import Config
 
 from medtrans.analysis import annotator_agreement
-from medtrans.datasets.synthetic.csaw_s import write_synthetic_csaw_s
+from medtrans.testing.layouts.csaw_s import write_synthetic_csaw_s
 
 CONFIG = 'configs/deeplabv3/deeplabv3_deit-s_1xb8_plateau_csaw-s-512x512.py'
 

@@ -1,6 +1,7 @@
 """Grad-CAM of the shipped CNN configs against a hand-written Grad-CAM, and the Figure 4 and
 attention-distance tools on checkpoints of the shipped configs."""
 import csv
+import json
 import subprocess
 import sys
 
@@ -12,8 +13,8 @@ from mmengine.runner import Runner
 
 from medtrans.analysis.attention import cls_attention_maps, dataset_attention_distances
 from medtrans.analysis.explain import cam_layer, grad_cam, heatmap_overlay
-from medtrans.apis import fill_work_dir, init_model, load_config, model_inputs
-from medtrans.datasets.synthetic import write_images
+from medtrans.apis import init_model, load_config, model_inputs
+from medtrans.testing import write_images
 
 RESNET = 'configs/classification/resnet18/resnet18_in1k_1xb64_plateau_aptos2019-224.py'
 DEIT = 'configs/classification/deit-s/deit-s_in1k_1xb64_plateau_aptos2019-224.py'
@@ -96,7 +97,7 @@ def test_explain_tool_writes_the_figure_4_panels(repo_root, tmp_path):
 
 @pytest.fixture
 def aptos(tmp_path):
-    from medtrans.datasets.synthetic import write_synthetic_layout
+    from medtrans.testing import write_synthetic_layout
     from medtrans.registry import DATASETS
     root = tmp_path / 'aptos'
     write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(root))
@@ -118,12 +119,15 @@ def test_attention_distance_tool_writes_the_splits_average(repo_root, tmp_path, 
     assert len(rows) == 12 * 6
     assert (out / 'attention_distance.png').stat().st_size > 1000
 
-    # The same average in this process, over the same images (the recorded val split).
+    # The same average in this process, over the same images: the test split, which the tool
+    # recorded in the work dir.
     cfg = load_config(str(repo_root / DEIT), data_root=str(aptos), pretrained=None,
                       img_size=32)
-    loader = Runner.build_dataloader(fill_work_dir(
-        dict(cfg.test_dataloader, batch_size=1, num_workers=0, persistent_workers=False),
-        str(work_dir)))
+    loader = Runner.build_dataloader(
+        dict(cfg.test_dataloader, batch_size=1, num_workers=0, persistent_workers=False))
+    record = json.loads((work_dir / 'splits' / 'aptos2019_seed0.json').read_text())
+    assert record['splits']['test'] == [loader.dataset.get_data_info(i)['sample_id']
+                                        for i in range(len(loader.dataset))]
     expected, seen = dataset_attention_distances(model, loader, 50, progress=False)
     assert seen == len(loader.dataset)
     got = torch.tensor([float(r['distance']) for r in rows]).reshape(12, 6)

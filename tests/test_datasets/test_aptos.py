@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from medtrans.datasets import APTOS2019Dataset, LoadImageStrict
-from medtrans.datasets.synthetic import write_csv, write_images
+from medtrans.testing import write_csv, write_images
 
 # The grade counts of the 3,662 labelled images of the real competition set.
 REAL_GRADE_COUNTS = (1805, 370, 999, 193, 295)

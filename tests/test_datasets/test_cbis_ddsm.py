@@ -20,14 +20,14 @@ from medtrans.datasets.cbis_ddsm import (
     read_cbis_ddsm_images,
     read_cbis_ddsm_table,
 )
-from medtrans.datasets.synthetic.cbis_ddsm import (
+from medtrans.testing.layouts.cbis_ddsm import (
     CALC_HEADER,
     MASS_HEADER,
     cbis_ddsm_layout,
     cbis_ddsm_row,
     write_mammogram_dicom,
 )
-from medtrans.datasets.synthetic.classification import write_csv
+from medtrans.testing.layouts.classification import write_csv
 from medtrans.datasets.transforms import LoadDicom
 from medtrans.datasets.transforms.dicom import read_dicom_uint8
 from medtrans.setup_env import register_all_modules

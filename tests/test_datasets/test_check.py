@@ -1,3 +1,4 @@
+import json
 import os
 import os.path as osp
 import shutil
@@ -11,7 +12,7 @@ from mmengine.config import Config
 
 from medtrans.datasets import ISIC2018Task1Dataset
 from medtrans.datasets.check import check_dataset, loading_steps
-from medtrans.datasets.synthetic import make_synthetic_isic2018
+from medtrans.testing import make_synthetic_isic2018
 
 TRAIN_IN = 'ISIC2018_Task1-2_Training_Input'
 TRAIN_GT = 'ISIC2018_Task1_Training_GroundTruth'
@@ -29,14 +30,18 @@ def clean_root(tmp_path_factory):
     return root
 
 
-def _config(root, work_dir, dataset_type='ISIC2018Task1Dataset', test_root=None):
+def _config(root, dataset_type='ISIC2018Task1Dataset', test_root=None):
     def loader(split, data_root):
         return dict(dataset=dict(type=dataset_type, data_root=str(data_root), split=split,
-                                 split_file=f'{work_dir}/splits/isic.json', pipeline=PIPELINE))
+                                 pipeline=PIPELINE))
     return Config(dict(
         default_scope='medtrans',
         train_dataloader=loader('train', root), val_dataloader=loader('val', root),
         test_dataloader=loader('official_test', test_root or root)))
+
+
+def _paths(dataset):
+    return [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
 
 
 def _split_of(root, sample_id):
@@ -74,7 +79,8 @@ def planted_root(clean_root, tmp_path_factory):
 
 def test_a_clean_set_passes_and_every_sample_is_checked(clean_root, tmp_path):
     lines = []
-    report = check_dataset(_config(clean_root, tmp_path), progress_every=5, log=lines.append)
+    report = check_dataset(_config(clean_root), progress_every=5, log=lines.append,
+                           work_dir=str(tmp_path))
     assert report.ok, report.format()
     assert [(s.name, s.num_samples, s.num_checked) for s in report.splits] == [
         ('train', 18, 18), ('val', 2, 2), ('test', 3, 3)]
@@ -82,16 +88,39 @@ def test_a_clean_set_passes_and_every_sample_is_checked(clean_root, tmp_path):
                             "'patient_id' or 'group'"]
     assert report.format().splitlines()[-1] == (
         'Summary: 3 split(s), 23 samples checked, 0 problem(s): OK')
-    assert lines[:3] == ['[train] 5/18 samples checked, 0 problem(s) so far',
+    # The split record lands in the work dir, as in training (the official test split has
+    # none); the data folder is untouched.
+    record = tmp_path / 'splits' / 'isic2018_task1_seed0.json'
+    assert lines[:5] == [f'[train] wrote the split record {record}',
+                         f'[val] the split matches its record {record}',
+                         '[train] 5/18 samples checked, 0 problem(s) so far',
                          '[train] 10/18 samples checked, 0 problem(s) so far',
                          '[train] 15/18 samples checked, 0 problem(s) so far']
-    # The split record lands in the work dir, as in training; the data folder is untouched.
-    assert (tmp_path / 'splits' / 'isic.json').is_file()
+    assert json.loads(record.read_text())['splits']['val'] == [
+        osp.basename(p)[:-4] for p in _paths(ISIC2018Task1Dataset(str(clean_root), split='val'))]
+    assert not (clean_root / 'splits').exists()
+
+
+def test_a_split_record_that_does_not_fit_is_one_problem(clean_root, tmp_path):
+    check_dataset(_config(clean_root), splits=('train', ), work_dir=str(tmp_path))
+    record_path = tmp_path / 'splits' / 'isic2018_task1_seed0.json'
+    record = json.loads(record_path.read_text())
+    moved = record['splits']['train'].pop(0)
+    record['splits']['val'].append(moved)
+    record_path.write_text(json.dumps(record))
+    report = check_dataset(_config(clean_root), work_dir=str(tmp_path))
+    # Said once, in the first split of the division; every sample is checked all the same.
+    assert report.num_problems == 1, report.format()
+    [problem] = report.splits[0].problems
+    assert problem.message.startswith(f'split record "{record_path}" assigns 1 ids to other '
+                                      f'splits than this run does (e.g. "{moved}" is in "val" '
+                                      'there but in "train" here)')
+    assert all(s.num_checked == s.num_samples for s in report.splits)
 
 
 def test_every_planted_problem_is_reported_at_once(planted_root, tmp_path):
     root, files = planted_root
-    report = check_dataset(_config(root, tmp_path))
+    report = check_dataset(_config(root))
     by_split = {s.name: s for s in report.splits}
     assert all(s.num_checked == s.num_samples for s in report.splits)
     assert report.num_problems == 5 and not report.ok, report.format()
@@ -119,15 +148,16 @@ def test_every_planted_problem_is_reported_at_once(planted_root, tmp_path):
 
 def test_threads_give_the_same_report(planted_root, tmp_path):
     root, _ = planted_root
-    assert (check_dataset(_config(root, tmp_path), num_workers=2).format()
-            == check_dataset(_config(root, tmp_path), num_workers=0).format())
+    assert (check_dataset(_config(root), num_workers=2).format()
+            == check_dataset(_config(root), num_workers=0).format())
 
 
 def test_datasets_that_cannot_be_built_are_problems_of_their_split(clean_root, tmp_path):
     root = tmp_path / 'data'
     shutil.copytree(clean_root, root)
     os.remove(root / TRAIN_GT / 'ISIC_0000002_segmentation.png')
-    report = check_dataset(_config(root, tmp_path / 'work', test_root=tmp_path / 'nowhere'))
+    report = check_dataset(_config(root, test_root=tmp_path / 'nowhere'),
+                           work_dir=str(tmp_path / 'work'))
     assert report.num_problems == 3
     for split in report.splits:
         [problem] = split.problems
@@ -150,7 +180,7 @@ class _PatientISIC(ISIC2018Task1Dataset):
 
 
 def test_patients_in_two_splits_are_reported(clean_root, tmp_path):
-    report = check_dataset(_config(clean_root, tmp_path, dataset_type=_PatientISIC),
+    report = check_dataset(_config(clean_root, dataset_type=_PatientISIC),
                            splits=('train', 'val'))
     val_ids = sorted(int(osp.basename(d['img_path'])[5:12]) for d in ISIC2018Task1Dataset(
         data_root=str(clean_root), split='val').load_data_list())

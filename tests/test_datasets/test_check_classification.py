@@ -1,10 +1,12 @@
 """check_dataset on the classification datasets: every image decoded, lesions across splits."""
+import json
+
 import pytest
 from mmengine.config import Config
 
 from medtrans.datasets import ISIC2019Dataset
 from medtrans.datasets.check import check_dataset
-from medtrans.datasets.synthetic import write_csv, write_images
+from medtrans.testing import write_csv, write_images
 from medtrans.setup_env import register_all_modules
 
 CLASSES = ('MEL', 'NV', 'BCC', 'AK', 'BKL', 'DF', 'VASC', 'SCC', 'UNK')
@@ -28,10 +30,9 @@ def isic2019_root(tmp_path_factory):
     return root
 
 
-def _config(root, work_dir, splits=('train', 'val', 'test')):
+def _config(root, splits=('train', 'val', 'test')):
     def loader(split):
         return dict(dataset=dict(type='ISIC2019Dataset', data_root=str(root), split=split,
-                                 split_file=f'{work_dir}/splits/isic2019.json',
                                  pipeline=PIPELINE))
     return Config(dict(default_scope='medtrans',
                        **{f'{name}_dataloader': loader(split)
@@ -39,8 +40,10 @@ def _config(root, work_dir, splits=('train', 'val', 'test')):
 
 
 def test_a_clean_set_passes_with_the_lesion_check_applied(isic2019_root, tmp_path):
-    report = check_dataset(_config(isic2019_root, tmp_path))
+    report = check_dataset(_config(isic2019_root), work_dir=str(tmp_path))
     assert report.ok, report.format()
+    record = json.loads((tmp_path / 'splits' / 'isic2019_seed0.json').read_text())
+    assert record['meta']['grouped'] and sum(len(ids) for ids in record['splits'].values()) == 20
     assert sum(s.num_checked for s in report.splits) == 20
     assert all(s.num_checked == s.num_samples > 0 for s in report.splits)
     assert report.notes == []
@@ -58,7 +61,7 @@ def test_lesions_in_two_splits_and_bad_images_are_all_reported(isic2019_root, tm
     broken = bad / 'ISIC_2019_Training_Input' / 'ISIC_0000003.jpg'
     broken.write_bytes(broken.read_bytes()[:100])
     # A config that tests on every image ('all'), the training images included.
-    report = check_dataset(_config(bad, tmp_path, splits=('train', 'val', 'all')))
+    report = check_dataset(_config(bad, splits=('train', 'val', 'all')))
     assert not report.ok
     problems = [str(p) for s in report.splits for p in s.problems]
     assert problems and all(str(broken) in p for p in problems)

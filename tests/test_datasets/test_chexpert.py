@@ -14,8 +14,8 @@ from medtrans.datasets.chexpert import (
     apply_uncertainty_policy,
     read_chexpert_csv,
 )
-from medtrans.datasets.synthetic.chexpert import CHEXPERT_HEADER
-from medtrans.datasets.synthetic.classification import write_csv, write_images
+from medtrans.testing.layouts.chexpert import CHEXPERT_HEADER
+from medtrans.testing.layouts.classification import write_csv, write_images
 from medtrans.setup_env import register_all_modules
 
 # Brute force of the label spellings, independent of the reader's table.

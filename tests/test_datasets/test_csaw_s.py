@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medtrans.datasets import CSAWSDataset, LoadBinaryMask, LoadImageStrict, split_ids
-from medtrans.datasets.synthetic.csaw_s import write_synthetic_csaw_s
+from medtrans.testing.layouts.csaw_s import write_synthetic_csaw_s
 
 
 @pytest.fixture

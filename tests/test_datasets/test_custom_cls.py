@@ -6,7 +6,7 @@ import pytest
 from mmpretrain.datasets.transforms import PackInputs
 
 from medtrans.datasets import CustomClsDataset, LoadImageStrict
-from medtrans.datasets.synthetic import write_csv, write_images
+from medtrans.testing import write_csv, write_images
 
 
 def _infos(ds):

@@ -1,7 +1,8 @@
 """Fuzz every registered dataset class through its files.
 
-Each dataset class in ``medtrans.registry.DATASETS`` names a function that writes a tiny valid
-layout of it (``SYNTHETIC_LAYOUT``, see ``medtrans/datasets/synthetic/__init__.py``); a
+Each dataset class in ``medtrans.registry.DATASETS`` has a function that writes a tiny valid
+layout of it, found by class name in ``medtrans.testing.MEDTRANS_LAYOUTS`` or a plugin's
+``medtrans.synthetic_layouts`` entry point (see ``medtrans/testing/__init__.py``); a
 registered class without one fails ``test_every_registered_dataset_joins_the_fuzz_tests``.
 For every file kind the layout lists (images, masks, CSV label tables, DICOM and HDF5 files) each
 case below corrupts one file, chosen by an RNG seeded from the case id, and loads every sample
@@ -39,15 +40,18 @@ from mmengine.dataset import BaseDataset
 from mmengine.registry import DefaultScope
 from PIL import Image
 
-from medtrans.datasets.synthetic import (
-    LAYOUT_ATTRIBUTE,
+from medtrans.datasets import ISIC2018Task1Dataset
+from medtrans.registry import DATASETS, TRANSFORMS
+from medtrans.setup_env import register_all_modules
+from medtrans.testing import (
+    ENTRY_POINT_GROUP,
+    MEDTRANS_LAYOUTS,
     SyntheticLayout,
     find_layout,
     isic2018_task1_layout,
+    plugin_layouts,
     write_synthetic_layout,
 )
-from medtrans.registry import DATASETS, TRANSFORMS
-from medtrans.setup_env import register_all_modules
 
 #: What a corrupted file may raise; the message must name the file.
 EXPECTED_ERRORS = (ValueError, FileNotFoundError)
@@ -568,7 +572,7 @@ def _reference(name: str, dataset_cls: type) -> Dict[str, dict]:
     """The samples of the uncorrupted layout, by key (computed once per dataset class)."""
     if name not in _REFERENCES:
         with tempfile.TemporaryDirectory() as tmp:
-            layout = write_synthetic_layout(dataset_cls, osp.join(tmp, 'data'))
+            layout = write_synthetic_layout(dataset_cls, osp.join(tmp, 'data'), TOY_LAYOUTS)
             error, samples = _load_all(dataset_cls, layout)
         assert error is None, f'{name}: its own synthetic layout fails to build: {error!r}'
         bad = [(key, result) for key, _, result in samples if isinstance(result, Exception)]
@@ -601,7 +605,7 @@ def run_case(dataset_cls: type, name: str, kind: str, corruption: Corruption, va
         FuzzFailure: What went wrong, with the case and the file.
     """
     reference = _reference(name, dataset_cls)
-    layout = write_synthetic_layout(dataset_cls, root)
+    layout = write_synthetic_layout(dataset_cls, root, TOY_LAYOUTS)
     case = f'{name}/{kind}/{corruption.name}/{variant}'
     rng = np.random.RandomState(zlib.crc32(case.encode()))
     files = layout.files()[kind]
@@ -676,8 +680,7 @@ def _declared_shape(path: str, ref_shape: Tuple[int, ...]) -> Tuple[int, ...]:
 # ---- datasets that test the harness itself (not registered) -----------------------------------
 
 def toy_csv_layout(root: str) -> SyntheticLayout:
-    """The layout of ``_ToyCsvDataset``, found through its ``SYNTHETIC_LAYOUT`` as a plugin's
-    would be: from a module outside medtrans."""
+    """The layout of ``_ToyCsvDataset`` (through :data:`TOY_LAYOUTS`)."""
     os.makedirs(osp.join(root, 'images'))
     rng = np.random.RandomState(0)
     rows, images = [_ToyCsvDataset.HEADER], []
@@ -707,7 +710,6 @@ class _ToyCsvDataset(BaseDataset):
 
     METAINFO = dict(classes=('A', 'B', 'C'))
     HEADER = ['image', 'A', 'B', 'C']
-    SYNTHETIC_LAYOUT = f'{__name__}:toy_csv_layout'
 
     def __init__(self, data_root: str, **kwargs) -> None:
         super().__init__(data_root=data_root, ann_file='labels.csv', **kwargs)
@@ -759,7 +761,10 @@ class _SloppyCsvDataset(_ToyCsvDataset):
 class _LaxLoaderDataset(_ToyCsvDataset):
     """Loads images with MMCV's LoadImageFromFile, which asserts instead of naming the problem."""
 
-    SYNTHETIC_LAYOUT = f'{__name__}:lax_loader_layout'
+
+#: The layouts of the datasets above, which the harness finds as it finds medtrans' own
+#: (``write_synthetic_layout(..., extra_layouts)``); ``_SloppyCsvDataset`` inherits its parent's.
+TOY_LAYOUTS = {'_ToyCsvDataset': toy_csv_layout, '_LaxLoaderDataset': lax_loader_layout}
 
 
 # ---- cases ------------------------------------------------------------------------------------
@@ -776,7 +781,8 @@ def _cases(datasets: Dict[str, type]) -> list:
     for name, cls in datasets.items():
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                kinds = list(write_synthetic_layout(cls, osp.join(tmp, 'data')).files())
+                kinds = list(write_synthetic_layout(cls, osp.join(tmp, 'data'),
+                                                    TOY_LAYOUTS).files())
         except Exception:  # test_every_registered_dataset_joins_the_fuzz_tests reports it
             continue
         for kind in kinds:

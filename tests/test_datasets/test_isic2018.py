@@ -8,7 +8,7 @@ import pytest
 from mmcv.transforms import LoadImageFromFile
 
 from medtrans.datasets import ISIC2018Task1Dataset, LoadBinaryMask, LoadImageStrict, split_ids
-from medtrans.datasets.synthetic import make_synthetic_isic2018
+from medtrans.testing import make_synthetic_isic2018
 from medtrans.registry import DATASETS
 from medtrans.setup_env import register_all_modules
 
@@ -132,6 +132,8 @@ def test_split_file_is_written_where_asked_and_read_back(synthetic_root, tmp_pat
     assert [os.path.basename(d['img_path'])[:-4] for d in train.load_data_list()
             ] == record['splits']['train']
     assert len(record['splits']['val']) == 5
+    assert train.divided_split() == (record['meta'], record['splits'])
+    assert train.split_record_name == 'isic2018_task1_seed0.json'
 
     # The record, not a recomputation, decides: move two ids from train to val.
     moved = record['splits']['train'][:2]
@@ -156,6 +158,7 @@ def test_trainval_and_official_splits_neither_write_nor_read_the_split_file(synt
         dataset = ISIC2018Task1Dataset(data_root=str(synthetic_root), split=split,
                                        split_file=str(split_file))
         assert len(dataset) == {'trainval': 50, 'official_val': 3, 'official_test': 2}[split]
+        assert dataset.divided_split() is None  # nothing for SplitRecordHook to record
     assert not (tmp_path / 'work').exists()
     # A record made with other arguments, which train and val would refuse, is not read.
     split_file.parent.mkdir()
@@ -192,11 +195,6 @@ def test_split_file_inside_data_root_is_refused(synthetic_root):
     assert str(inside) in str(err.value) and str(synthetic_root) in str(err.value)
     assert not (synthetic_root / 'splits').exists()
 
-
-def test_split_file_placeholder_must_be_filled_in(synthetic_root):
-    with pytest.raises(ValueError, match=r'"\{work_dir\}".*tools/train.py'):
-        ISIC2018Task1Dataset(data_root=str(synthetic_root), split='train',
-                             split_file='{work_dir}/isic2018_split.json')
 
 
 def test_missing_data_root_says_what_and_where_to_get_it(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from medtrans.datasets import ISIC2019Dataset, LoadImageStrict
 from medtrans.datasets import isic2019 as isic2019_module
 from medtrans.datasets.isic2019 import ISIC2019_CLASSES, read_isic2019_ground_truth
-from medtrans.datasets.synthetic import write_csv, write_images
+from medtrans.testing import write_csv, write_images
 
 GT = 'ISIC_2019_Training_GroundTruth.csv'
 META = 'ISIC_2019_Training_Metadata.csv'

@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 
 from medtrans.datasets import PCamDataset, check_dataset
-from medtrans.datasets.synthetic.pcam import write_pcam_split
+from medtrans.testing.layouts.pcam import write_pcam_split
 from medtrans.datasets.transforms import LoadPCamPatch
 from medtrans.setup_env import register_all_modules
 

@@ -28,8 +28,8 @@ from medtrans.datasets.preresize import (
     reads_preresized,
     use_preresized,
 )
-from medtrans.datasets.synthetic.isic2018 import make_synthetic_isic2018
-from medtrans.datasets.synthetic.isic2019 import isic2019_layout
+from medtrans.testing.layouts.isic2018 import make_synthetic_isic2018
+from medtrans.testing.layouts.isic2019 import isic2019_layout
 from medtrans.registry import DATASETS, METRICS, MODELS
 from medtrans.setup_env import register_all_modules
 

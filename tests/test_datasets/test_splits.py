@@ -5,7 +5,13 @@ from collections import Counter
 
 import pytest
 
-from medtrans.datasets.splits import load_or_create_split, split_ids
+from medtrans.datasets.splits import (
+    GROUP_KEYS,
+    group_key,
+    load_or_create_split,
+    record_split,
+    split_ids,
+)
 
 
 def _ids(n):
@@ -178,9 +184,39 @@ def test_split_file_inside_data_root_is_refused(tmp_path):
                          _make, META)
 
 
-def test_work_dir_placeholder_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r'\{work_dir\}.*training tools'):
-        load_or_create_split('{work_dir}/splits/isic.json', str(tmp_path), _ids(4), _make, META)
+def test_record_split_writes_then_holds_later_runs_to_the_record(tmp_path):
+    data_root = tmp_path / 'data'
+    data_root.mkdir()
+    record = tmp_path / 'work' / 'splits' / 'x.json'
+    made = _make(_ids(8))
+    assert record_split(str(record), made, META, str(data_root)) is True
+    assert json.loads(record.read_text()) == dict(meta=META, splits=made)
+    # The same split in another order is the same split.
+    again = {name: ids[::-1] for name, ids in reversed(made.items())}
+    assert record_split(str(record), again, META, str(data_root)) is False
+    assert json.loads(record.read_text()) == dict(meta=META, splits=made)
+    # One id moved: named, with where it is recorded and what to do.
+    moved = dict(train=made['train'][1:], val=made['val'] + made['train'][:1])
+    with pytest.raises(ValueError) as err:
+        record_split(str(record), moved, META, str(data_root))
+    assert (f'split record "{record}" assigns 1 ids to other splits than this run does (e.g. '
+            f'"{made["train"][0]}" is in "train" there but in "val" here)') in str(err.value)
+    assert f'give the dataset split_file="{record}"' in str(err.value)
+    # Other ids or other arguments: the checks of load_or_create_split.
+    with pytest.raises(ValueError, match='does not cover 1 ids'):
+        record_split(str(record), dict(made, val=made['val'] + ['ISIC_9999999']), META)
+    with pytest.raises(ValueError, match='made with split_seed=0, but this run asks for '
+                                         'split_seed=1'):
+        record_split(str(record), made, dict(META, split_seed=1))
+    with pytest.raises(ValueError, match='lies inside data_root'):
+        record_split(str(data_root / 'x.json'), made, META, str(data_root))
+
+
+def test_group_key_is_the_first_group_key_present():
+    assert GROUP_KEYS == ('patient_id', 'group')
+    assert group_key(dict(patient_id='p1', group='g')) == 'patient_id'
+    assert group_key(dict(patient_id=None, group='g')) == 'group'
+    assert group_key(dict(img_path='x')) is None
 
 
 # Golden splits: the exact ids a fixed input gives today. A change to split_ids that moves any

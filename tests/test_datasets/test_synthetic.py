@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medtrans.datasets import ISIC2018Task1Dataset, LoadBinaryMask, LoadImageStrict
-from medtrans.datasets.synthetic import (
+from medtrans.testing import (
     MANIFEST_NAME,
     is_complete_synthetic_isic2018,
     make_synthetic_isic2018,

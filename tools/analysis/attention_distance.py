@@ -8,7 +8,8 @@ weighted by the attention, averaged over the query patches and the first ``--num
 images of the split (read with the config's test pipeline). Writes ``attention_distance.csv``
 (block, head, distance) and ``attention_distance.png`` (one dot per head, per block). Without
 CHECKPOINT (or with ``none``) the config's own initialisation is analysed. ``--work-dir`` is the
-training run's (default ``work_dirs/<config name>``), whose split record is read.
+training run's (default ``work_dirs/<config name>``): the split is checked against its record
+there (or recorded, if the run has none).
 """
 import argparse
 import csv
@@ -55,18 +56,21 @@ def main():
     from mmengine.runner import Runner
 
     from medtrans.analysis.attention import dataset_attention_distances
-    from medtrans.apis import fill_work_dir, init_model, load_config, retarget_options
+    from medtrans.apis import init_model, load_config, retarget_options
+    from medtrans.datasets.splits import record_splits
     from medtrans.fileio import atomic_write_text
 
     cfg = load_config(args.config, args.cfg_options, **retarget_options(args))
     checkpoint = None if args.checkpoint in (None, 'none') else args.checkpoint
     model = init_model(cfg, checkpoint, args.device)
-    # The split record is the training run's (in its work dir, as tools/train.py names it).
-    work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
-    loader_cfg = fill_work_dir(dict(cfg[f'{args.split}_dataloader'], batch_size=args.batch_size,
-                                    num_workers=0, persistent_workers=False), work_dir)
+    loader_cfg = dict(cfg[f'{args.split}_dataloader'], batch_size=args.batch_size, num_workers=0,
+                      persistent_workers=False)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'medtrans')):
         loader = Runner.build_dataloader(loader_cfg)
+    # The images of the training run's split: checked against its record (in its work dir, as
+    # tools/train.py names it).
+    work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    record_splits(loader.dataset, work_dir)
     distances, seen = dataset_attention_distances(model, loader, args.num_images)
     os.makedirs(args.out_dir, exist_ok=True)
     text = io.StringIO()

@@ -70,5 +70,6 @@ custom_hooks = [
     dict(type='SafeResumeHook'),
     dict(type='DINOHook', warmup_teacher_temp=0.04, teacher_temp=0.07,
          warmup_teacher_temp_epochs=2, momentum=0.99, freeze_last_layer_epochs=1, clip_grad=3.0),
+    dict(type='SplitRecordHook'),
 ]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=4))

@@ -31,5 +31,6 @@ custom_hooks = [
     dict(type='SafeResumeHook'),
     dict(type='DINOHook', warmup_teacher_temp=0.02, teacher_temp=0.02,
          warmup_teacher_temp_epochs=1, momentum=0.99, freeze_last_layer_epochs=1, clip_grad=3.0),
+    dict(type='SplitRecordHook'),
 ]
 default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=10000))
