@@ -47,7 +47,7 @@ from train_step_overhead import (  # noqa: E402
 
 from medtrans.apis import load_config  # noqa: E402
 from medtrans.datasets.isic2019 import ISIC2019_CLASSES  # noqa: E402
-from medtrans.datasets.synthetic import write_csv, write_images  # noqa: E402
+from medtrans.testing import write_csv, write_images  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'classification', 'deit-s',

@@ -51,8 +51,8 @@ from train_step_overhead import (  # noqa: E402
 )
 
 from medtrans.apis import load_config  # noqa: E402
-from medtrans.datasets.synthetic import make_synthetic_isic2018  # noqa: E402
 from medtrans.engine.hooks.dino_hook import teacher_momentum_at, teacher_temp_at  # noqa: E402
+from medtrans.testing import make_synthetic_isic2018  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'dino', 'dino_deit-s_in1k_4xb64_300e_isic2019-224-96.py')

@@ -57,7 +57,7 @@ from mmengine.model import is_model_wrapper  # noqa: E402
 from torch import nn  # noqa: E402
 
 from medtrans.apis import build_runner, load_config, prepare_config  # noqa: E402
-from medtrans.datasets.synthetic import make_synthetic_isic2018  # noqa: E402
+from medtrans.testing import make_synthetic_isic2018  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'deeplab3_deit_s_isic2018.py')

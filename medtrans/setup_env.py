@@ -57,7 +57,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     """Register all medtrans modules and installed plugins into the registries.
 
     It also applies, once per process, what medtrans needs outside its own registries (importing
-    medtrans does none of it):
+    medtrans does none of it but the last):
 
     * MMEngine's checkpoint loading of local files (``load_from``, ``--resume``,
       ``mmengine.runner.load_checkpoint``) goes through
@@ -65,7 +65,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     * the atomic file backend ``medtrans_atomic_local`` that the configs' checkpoint hooks use
       (:func:`medtrans.fileio.register_atomic_backend`);
     * with mmcv-lite, a stand-in for ``mmcv._ext`` that ``import mmseg.models`` needs
-      (:mod:`medtrans.utils.mmcv_ext`).
+      (:mod:`medtrans.utils.mmcv_ext`; importing medtrans has installed it already).
 
     Args:
         init_default_scope (bool): Whether to set the default scope to ``medtrans``, so that

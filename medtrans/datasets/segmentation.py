@@ -3,10 +3,7 @@ training set is divided into train/val by a seeded split, recorded in the run's 
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from medtrans.utils import install_mmcv_ops_stub
-
-install_mmcv_ops_stub()  # before mmseg, which imports mmcv.ops (compiled; mmcv-lite has none)
-from mmseg.datasets import BaseSegDataset  # noqa: E402
+from mmseg.datasets import BaseSegDataset
 
 from .preresize import use_preresized
 from .splits import SplitRecordMixin, check_split_file_path, load_or_create_split, split_ids

@@ -3,9 +3,8 @@
 ``import mmseg.models`` imports ``mmcv.ops`` (point_sample, focal loss...), which needs
 ``mmcv._ext``; nothing in medtrans calls those ops. :func:`install_mmcv_ops_stub` puts a module
 in ``sys.modules`` whose every op raises ``NotImplementedError`` naming it, and only where the real
-``mmcv._ext`` cannot be imported (full mmcv keeps its ops). medtrans installs it just before its
-own imports of mmseg and in :func:`medtrans.setup_env.register_all_modules`; importing
-``medtrans`` alone does not.
+``mmcv._ext`` cannot be imported (full mmcv keeps its ops). Importing ``medtrans`` installs it
+(the one change an import of medtrans makes outside it), before anything can import mmseg.
 """
 import importlib
 import importlib.machinery

@@ -5,10 +5,7 @@ import cv2
 import numpy as np
 import torch
 from mmengine.structures import PixelData
-from medtrans.utils import install_mmcv_ops_stub
-
-install_mmcv_ops_stub()  # before mmseg, which imports mmcv.ops (compiled; mmcv-lite has none)
-from mmseg.visualization import SegLocalVisualizer  # noqa: E402
+from mmseg.visualization import SegLocalVisualizer
 
 from medtrans.registry import VISUALIZERS
 

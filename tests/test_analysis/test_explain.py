@@ -97,8 +97,8 @@ def test_explain_tool_writes_the_figure_4_panels(repo_root, tmp_path):
 
 @pytest.fixture
 def aptos(tmp_path):
-    from medtrans.testing import write_synthetic_layout
     from medtrans.registry import DATASETS
+    from medtrans.testing import write_synthetic_layout
     root = tmp_path / 'aptos'
     write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(root))
     return root

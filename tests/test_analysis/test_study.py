@@ -17,8 +17,8 @@ from medtrans.analysis.study import (
     run_status,
     run_study,
 )
-from medtrans.testing import write_synthetic_layout
 from medtrans.registry import DATASETS
+from medtrans.testing import write_synthetic_layout
 
 SPECS = {'table1': 300, 'table2': 20, 'table3': 30, 'table4': 150, 'table5': 50}
 

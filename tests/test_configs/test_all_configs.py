@@ -25,12 +25,12 @@ from mmengine.registry import DefaultScope
 
 from medtrans.apis import build_runner, load_config, prepare_config, retarget
 from medtrans.apis.retarget import RUN_SECTIONS
-from medtrans.datasets.synthetic import (
+from medtrans.registry import DATASETS, MODELS
+from medtrans.testing import (
     make_synthetic_isic2018,
     write_synthetic_csaw_s,
     write_synthetic_layout,
 )
-from medtrans.registry import DATASETS, MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 # configs/studies/ holds study specs (tools/run_study.py), not run configs.
@@ -58,7 +58,8 @@ def _csaw_s(root: Path) -> dict:
 #: Dataset type (without scope) -> function that writes a tiny tree in that dataset's on-disk
 #: layout under the given folder and returns the dataset fields pointing at it, so that the
 #: config's own splits are read. A dataset without an entry is read from its fuzz layout
-#: (``SYNTHETIC_LAYOUT``, which every registered dataset names), as that layout's split.
+#: (``medtrans.testing.find_layout``, which every registered dataset has), as that layout's
+#: split.
 SYNTHETIC_DATA: Dict[str, Callable[[Path], dict]] = {
     'ISIC2018Task1Dataset': _isic2018_task1,
     'CSAWSDataset': _csaw_s,

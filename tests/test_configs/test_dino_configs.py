@@ -9,8 +9,8 @@ import torch
 from mmengine.registry import DefaultScope
 
 from medtrans.apis import build_runner, load_config, prepare_config
-from medtrans.datasets.synthetic import write_synthetic_layout
 from medtrans.registry import DATASETS, MODELS, TRANSFORMS
+from medtrans.testing import write_synthetic_layout
 
 REPO = Path(__file__).resolve().parents[2]
 DINO_CONFIGS = sorted((REPO / 'configs' / 'dino').glob('dino_*.py'))

@@ -104,7 +104,7 @@ def test_a_users_own_script_runs_a_config_in_a_fresh_interpreter(tmp_path):
     import subprocess
     import sys
 
-    from medtrans.datasets.synthetic import make_synthetic_isic2018
+    from medtrans.testing import make_synthetic_isic2018
 
     make_synthetic_isic2018(str(tmp_path / 'data'), num_train=10, num_val=0, size=(64, 64))
     config = CONFIGS / 'demo' / 'deeplab3_deit_s_demo_isic2018.py'

@@ -20,6 +20,9 @@ from medtrans.datasets.cbis_ddsm import (
     read_cbis_ddsm_images,
     read_cbis_ddsm_table,
 )
+from medtrans.datasets.transforms import LoadDicom
+from medtrans.datasets.transforms.dicom import read_dicom_uint8
+from medtrans.setup_env import register_all_modules
 from medtrans.testing.layouts.cbis_ddsm import (
     CALC_HEADER,
     MASS_HEADER,
@@ -28,9 +31,6 @@ from medtrans.testing.layouts.cbis_ddsm import (
     write_mammogram_dicom,
 )
 from medtrans.testing.layouts.classification import write_csv
-from medtrans.datasets.transforms import LoadDicom
-from medtrans.datasets.transforms.dicom import read_dicom_uint8
-from medtrans.setup_env import register_all_modules
 
 TABLES = [name for name, _, _ in CBIS_DDSM_TABLES]
 

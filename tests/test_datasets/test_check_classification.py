@@ -6,8 +6,8 @@ from mmengine.config import Config
 
 from medtrans.datasets import ISIC2019Dataset
 from medtrans.datasets.check import check_dataset
-from medtrans.testing import write_csv, write_images
 from medtrans.setup_env import register_all_modules
+from medtrans.testing import write_csv, write_images
 
 CLASSES = ('MEL', 'NV', 'BCC', 'AK', 'BKL', 'DF', 'VASC', 'SCC', 'UNK')
 PIPELINE = [dict(type='LoadImageStrict'), dict(type='mmpretrain.ResizeEdge', scale=8),

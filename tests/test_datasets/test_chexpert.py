@@ -14,9 +14,9 @@ from medtrans.datasets.chexpert import (
     apply_uncertainty_policy,
     read_chexpert_csv,
 )
+from medtrans.setup_env import register_all_modules
 from medtrans.testing.layouts.chexpert import CHEXPERT_HEADER
 from medtrans.testing.layouts.classification import write_csv, write_images
-from medtrans.setup_env import register_all_modules
 
 # Brute force of the label spellings, independent of the reader's table.
 _VALUE = {'1.0': 1.0, '0.0': 0.0, '-1.0': -1.0, '': np.nan}

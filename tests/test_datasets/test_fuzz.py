@@ -18,6 +18,7 @@ Corruptions marked ``load`` must load (a lossless re-encoding such as a 16-bit P
 or a PNG under a ``.jpg`` name: the decoder goes by the content, not the extension); those marked
 ``reject`` must raise (an empty or truncated file); ``either`` allows both.
 """
+import ast
 import csv
 import io
 import os
@@ -819,35 +820,107 @@ def test_every_registered_dataset_joins_the_fuzz_tests(name, tmp_path):
     assert len(cases) >= MIN_CASES_PER_DATASET, (name, layout.files().keys())
 
 
-def test_a_dataset_without_a_resolvable_layout_is_refused(tmp_path):
+def test_every_medtrans_layout_names_a_registered_dataset():
+    # A renamed dataset leaves no stale entry behind.
+    assert set(MEDTRANS_LAYOUTS) <= set(REGISTERED), set(MEDTRANS_LAYOUTS) - set(REGISTERED)
+
+
+def test_a_dataset_without_a_layout_is_refused_with_how_to_declare_one(tmp_path):
     class NoLayoutDataset(BaseDataset):
         pass
 
-    with pytest.raises(TypeError, match=f'NoLayoutDataset has no {LAYOUT_ATTRIBUTE}'):
+    with pytest.raises(LookupError, match='NoLayoutDataset has no synthetic layout') as info:
         write_synthetic_layout(NoLayoutDataset, str(tmp_path))
-    for ref, match in (
-        ('medtrans.datasets.synthetic.isic2018.isic2018_task1_layout', "expected a string 'pa"),
-        (isic2018_task1_layout, "expected a string 'package.module:function'"),
-        ('medtrans.datasets.synthetic.isic2018:no_such_layout', 'could not be imported'),
-        ('medtrans.datasets.no_such_module:layout', 'could not be imported'),
-        ('medtrans.datasets.synthetic:LAYOUT_ATTRIBUTE', 'which is a str'),
-    ):
-        bad = type('BadLayoutDataset', (BaseDataset, ), {LAYOUT_ATTRIBUTE: ref})
-        with pytest.raises(ValueError, match=match):
-            find_layout(bad)
+    for hint in ('MEDTRANS_LAYOUTS', f'{ENTRY_POINT_GROUP} = NoLayoutDataset = ', 'setup.cfg'):
+        assert hint in str(info.value)
+    with pytest.raises(ValueError, match='is a str; expected a function'):
+        find_layout(NoLayoutDataset, {'NoLayoutDataset': 'medtrans.testing:aptos2019_layout'})
     assert os.listdir(tmp_path) == []
-    # A subclass is fuzzed with its parent's layout unless it names its own.
-    assert find_layout(type('Sub', (_ToyCsvDataset, ), {})) is toy_csv_layout
-    assert find_layout(_LaxLoaderDataset) is lax_loader_layout
+    # A subclass is fuzzed with its parent's layout unless it has its own.
+    assert find_layout(type('MyISIC', (ISIC2018Task1Dataset, ), {})) is isic2018_task1_layout
+    assert find_layout(type('Sub', (_ToyCsvDataset, ), {}), TOY_LAYOUTS) is toy_csv_layout
+    assert find_layout(_LaxLoaderDataset, TOY_LAYOUTS) is lax_loader_layout
+    assert find_layout(_SloppyCsvDataset, TOY_LAYOUTS) is toy_csv_layout
 
 
-def test_dataset_modules_do_not_import_the_synthetic_layouts():
-    # In a fresh interpreter: this one has imported the layouts already.
-    code = 'import sys, medtrans.datasets; print(*sorted(sys.modules), sep="\\n")'
+_FAKE_PLUGIN = 'medtrans_fuzz_fake_plugin'
+
+
+@pytest.fixture
+def fake_plugin(tmp_path, monkeypatch):
+    """An installed package declaring layouts in ENTRY_POINT_GROUP: its dist-info folder on
+    sys.path, which is what importlib.metadata reads."""
+    (tmp_path / f'{_FAKE_PLUGIN}.py').write_text(
+        'from medtrans.testing import aptos2019_layout as layout  # noqa: F401\n'
+        "NOT_CALLABLE = 'a string'\n")
+    dist_info = tmp_path / f'{_FAKE_PLUGIN}-0.1.dist-info'
+    dist_info.mkdir()
+    (dist_info / 'METADATA').write_text(
+        'Metadata-Version: 2.1\nName: medtrans-fuzz-fake-plugin\nVersion: 0.1\n')
+    (dist_info / 'entry_points.txt').write_text(f"""[{ENTRY_POINT_GROUP}]
+FakePluginDataset = {_FAKE_PLUGIN}:layout
+NoFunctionDataset = {_FAKE_PLUGIN}
+MissingFunctionDataset = {_FAKE_PLUGIN}:no_such_layout
+MissingModuleDataset = {_FAKE_PLUGIN}_no_such_module:layout
+NotCallableDataset = {_FAKE_PLUGIN}:NOT_CALLABLE
+ISIC2018Task1Dataset = {_FAKE_PLUGIN}:layout
+""")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugin_layouts.cache_clear()
+    yield
+    plugin_layouts.cache_clear()
+    sys.modules.pop(_FAKE_PLUGIN, None)
+
+
+def test_a_plugin_declares_its_layouts_as_entry_points(fake_plugin):
+    from medtrans.testing import aptos2019_layout
+
+    assert 'FakePluginDataset' in plugin_layouts()
+    plugin_cls = type('FakePluginDataset', (BaseDataset, ), {})
+    assert find_layout(plugin_cls) is aptos2019_layout
+    assert find_layout(type('Sub', (plugin_cls, ), {})) is aptos2019_layout
+    for name, match in (
+        ('NoFunctionDataset', "not 'package.module:function'"),
+        ('MissingFunctionDataset', 'package medtrans-fuzz-fake-plugin.*could not be imported'),
+        ('MissingModuleDataset', 'could not be imported'),
+        ('NotCallableDataset', 'is a str; expected a function'),
+        # A name declared twice (here by medtrans and the plugin) is ambiguous.
+        ('ISIC2018Task1Dataset', 'more than one synthetic layout'),
+    ):
+        with pytest.raises(ValueError, match=match):
+            find_layout(type(name, (BaseDataset, ), {}))
+
+
+def test_product_code_does_not_import_medtrans_testing(repo_root):
+    # Statically, every import in medtrans/ outside medtrans/testing/ (relative ones resolved).
+    offenders = []
+    for path in sorted((repo_root / 'medtrans').rglob('*.py')):
+        rel = path.relative_to(repo_root).with_suffix('')
+        if rel.parts[:2] == ('medtrans', 'testing'):
+            continue
+        package = list(rel.parts[:-1])
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = '.'.join(base + ([node.module] if node.module else []))
+                targets = [module] + [f'{module}.{alias.name}' for alias in node.names]
+            else:
+                continue
+            offenders += [f'{rel}:{node.lineno} {target}' for target in targets
+                          if target == 'medtrans.testing' or target.startswith('medtrans.testing.')]
+    assert offenders == [], offenders
+    # And at run time, in a fresh interpreter, with every module and plugin registered: neither
+    # medtrans nor the example plugin's product code imports the test helpers.
+    code = ('import sys; from medtrans.setup_env import register_all_modules; '
+            'register_all_modules(init_default_scope=False); '
+            'print(*sorted(sys.modules), sep="\\n")')
     modules = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                              check=True).stdout.split()
-    assert 'medtrans.datasets.isic2018' in modules
-    assert [m for m in modules if m.startswith('medtrans.datasets.synthetic')] == []
+    assert 'medtrans.datasets.isic2018' in modules and 'medtrans_example_plugin' in modules
+    assert [m for m in modules if m.startswith('medtrans.testing')
+            or m == 'medtrans_example_plugin.synthetic'] == []
 
 
 @pytest.mark.parametrize('name, kind, corruption, variant', REGISTERED_CASES)

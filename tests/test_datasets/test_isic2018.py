@@ -8,9 +8,9 @@ import pytest
 from mmcv.transforms import LoadImageFromFile
 
 from medtrans.datasets import ISIC2018Task1Dataset, LoadBinaryMask, LoadImageStrict, split_ids
-from medtrans.testing import make_synthetic_isic2018
 from medtrans.registry import DATASETS
 from medtrans.setup_env import register_all_modules
+from medtrans.testing import make_synthetic_isic2018
 
 TRAIN_IN = 'ISIC2018_Task1-2_Training_Input'
 TRAIN_GT = 'ISIC2018_Task1_Training_GroundTruth'

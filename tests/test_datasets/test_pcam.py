@@ -10,9 +10,9 @@ import torch
 from mmengine.config import Config
 
 from medtrans.datasets import PCamDataset, check_dataset
-from medtrans.testing.layouts.pcam import write_pcam_split
 from medtrans.datasets.transforms import LoadPCamPatch
 from medtrans.setup_env import register_all_modules
+from medtrans.testing.layouts.pcam import write_pcam_split
 
 LABELS = {'train': [0, 1, 1, 0, 1, 0, 0, 1, 1, 1], 'valid': [1, 0, 0], 'test': [0, 1]}
 

@@ -28,10 +28,10 @@ from medtrans.datasets.preresize import (
     reads_preresized,
     use_preresized,
 )
-from medtrans.testing.layouts.isic2018 import make_synthetic_isic2018
-from medtrans.testing.layouts.isic2019 import isic2019_layout
 from medtrans.registry import DATASETS, METRICS, MODELS
 from medtrans.setup_env import register_all_modules
+from medtrans.testing.layouts.isic2018 import make_synthetic_isic2018
+from medtrans.testing.layouts.isic2019 import isic2019_layout
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HEADLINE = osp.join(REPO, 'configs', 'deeplab3_deit_s_isic2018.py')

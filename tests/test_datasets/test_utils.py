@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from medtrans.testing import write_csv, write_images
 from medtrans.datasets.utils import find_missing, image_paths, read_csv_table
+from medtrans.testing import write_csv, write_images
 
 
 def test_csv_table_reads_crlf_bom_quotes_and_any_column_order(tmp_path):

@@ -9,10 +9,10 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
 from medtrans.apis import enable_predictions_csv, knn_evaluate, load_config, prepare_knn_config
-from medtrans.datasets.synthetic import write_csv, write_images
 from medtrans.evaluation.functional import accuracy, cohen_kappa, knn_scores
 from medtrans.models.utils import save_state_dict
 from medtrans.registry import DATASETS, MODELS
+from medtrans.testing import write_csv, write_images
 
 REPO = Path(__file__).resolve().parents[2]
 APTOS_CONFIG = REPO / 'configs' / 'classification' / 'deit-s' / (

@@ -8,8 +8,8 @@ from mmseg.apis import init_model
 
 from medtrans.apis import build_runner, load_config, prepare_config
 from medtrans.datasets import ISIC2018Task1Dataset
-from medtrans.testing import make_synthetic_isic2018
 from medtrans.fileio import UnsafeCheckpointError
+from medtrans.testing import make_synthetic_isic2018
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / 'tests' / 'data' / 'configs' / 'tiny_deeplab3_deit_isic2018.py'

@@ -9,8 +9,8 @@ the single process's batch mean.
 import pytest
 import torch
 
-from medtrans.testing import write_synthetic_layout
 from medtrans.registry import DATASETS
+from medtrans.testing import write_synthetic_layout
 from test_engine.train_tool import REPO, run_train_tool
 
 TINY_CLS = REPO / 'tests' / 'data' / 'configs' / 'tiny_cls_deit_aptos2019.py'

@@ -17,7 +17,6 @@ from mmengine.optim import OptimWrapper
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from medtrans.apis import build_runner, load_config, prepare_config
-from medtrans.testing import make_synthetic_isic2018
 from medtrans.engine.hooks.dino_hook import (
     DINOHook,
     clip_grads_per_param_,
@@ -26,6 +25,7 @@ from medtrans.engine.hooks.dino_hook import (
 )
 from medtrans.models.selfsup import DINO
 from medtrans.setup_env import register_all_modules
+from medtrans.testing import make_synthetic_isic2018
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_DINO = REPO / 'tests' / 'data' / 'configs' / 'tiny_dino_deit_isic2018.py'

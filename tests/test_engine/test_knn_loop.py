@@ -17,10 +17,10 @@ from medtrans.apis import (
     prepare_knn_config,
 )
 from medtrans.datasets.chexpert import CHEXPERT_OBSERVATIONS
-from medtrans.datasets.synthetic.chexpert import chexpert_layout
 from medtrans.engine import memory_dataloader_cfg
 from medtrans.evaluation.functional import accuracy, cohen_kappa
 from medtrans.fileio import safe_load
+from medtrans.testing import chexpert_layout
 
 from .knn_setup import (
     APTOS_CONFIG,

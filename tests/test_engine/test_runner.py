@@ -124,9 +124,9 @@ def test_auto_scale_lr_counts_the_accumulated_batch(tmp_path, accumulate, batch)
 
 
 def test_amp_trains_in_bfloat16_on_the_cpu(tmp_path, monkeypatch):
-    from medtrans.testing import write_synthetic_layout
     from medtrans.engine.optimizers import guarded_optim_wrapper
     from medtrans.registry import DATASETS
+    from medtrans.testing import write_synthetic_layout
 
     monkeypatch.setattr(guarded_optim_wrapper, '_accelerated', lambda: False)  # a CPU host
 
@@ -167,8 +167,8 @@ def test_compiled_training_matches_eager(tmp_path):
     the rounding noise of near-zero gradients up to steps of the LR)."""
     from mmengine.hooks import Hook
 
-    from medtrans.testing import write_synthetic_layout
     from medtrans.registry import DATASETS
+    from medtrans.testing import write_synthetic_layout
 
     class Initial(Hook):
         def before_train(self, runner):  # after the weights' initialisation
@@ -207,8 +207,8 @@ def test_compile_switch_compiles_the_networks_or_says_why_not(tmp_path, monkeypa
     """The methods a training iteration runs are the compiled ones, for classification,
     segmentation (mmseg's heads call ``self.forward``) and DINO (``forward_embedding``, the
     teacher in a ModuleDict); data preprocessors and losses stay eager."""
-    from medtrans.testing import make_synthetic_isic2018, write_synthetic_layout
     from medtrans.registry import DATASETS
+    from medtrans.testing import make_synthetic_isic2018, write_synthetic_layout
 
     aptos, isic = tmp_path / 'aptos', tmp_path / 'isic2018'
     write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(aptos))

@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 
 from medtrans.datasets import CustomClsDataset, ISIC2018Task1Dataset
 from medtrans.datasets.splits import split_ids
-from medtrans.testing import make_synthetic_isic2018, write_images
 from medtrans.engine import SplitRecordHook
 from medtrans.registry import HOOKS
+from medtrans.testing import make_synthetic_isic2018, write_images
 
 RECORD = Path('splits') / 'custom_cls_seed0.json'
 

@@ -19,9 +19,9 @@ from mmengine.registry import DefaultScope
 
 from medtrans.apis import load_config
 from medtrans.datasets import ISIC2018Task1Dataset
-from medtrans.datasets.synthetic import make_synthetic_isic2018
 from medtrans.registry import MODELS
 from medtrans.setup_env import register_all_modules
+from medtrans.testing import make_synthetic_isic2018
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 64

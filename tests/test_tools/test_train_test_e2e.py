@@ -20,7 +20,7 @@ from medtrans.apis import (
     sliding_window,
 )
 from medtrans.datasets.splits import split_ids
-from medtrans.datasets.synthetic import make_synthetic_isic2018
+from medtrans.testing import make_synthetic_isic2018
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / 'tests' / 'data' / 'configs' / 'tiny_deeplab3_deit_isic2018.py'

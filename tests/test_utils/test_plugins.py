@@ -14,6 +14,17 @@ def test_entry_point_plugin_is_loaded():
     assert MODELS.get('TinyConvNet') is not None
 
 
+def test_plugin_declares_its_dataset_layout_by_entry_point():
+    from importlib.metadata import entry_points
+
+    from medtrans_example_plugin import LesionFolderDataset
+    from medtrans_example_plugin.synthetic import lesion_folders_layout
+
+    from medtrans.testing import ENTRY_POINT_GROUP, find_layout
+    assert 'LesionFolderDataset' in entry_points(group=ENTRY_POINT_GROUP).names
+    assert find_layout(LesionFolderDataset) is lesion_folders_layout
+
+
 def test_register_all_modules_sets_scope_and_registers():
     register_all_modules()
     from mmengine.registry import DefaultScope

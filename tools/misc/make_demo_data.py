@@ -7,7 +7,7 @@ Does nothing (and says so) if OUT_DIR already holds a complete set made with the
 import argparse
 import time
 
-from medtrans.datasets.synthetic import is_complete_synthetic_isic2018, make_synthetic_isic2018
+from medtrans.testing import is_complete_synthetic_isic2018, make_synthetic_isic2018
 
 
 def parse_args() -> argparse.Namespace:

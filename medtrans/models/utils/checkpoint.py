@@ -6,8 +6,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from medtrans.fileio import atomic_write_bytes
-from medtrans.fileio import safe_load
+from medtrans.fileio import atomic_write_bytes, safe_load
 
 from .manifest import verify_weight_file
 

@@ -22,8 +22,6 @@ class LesionFolderDataset(BaseSegDataset):
     """
 
     METAINFO = dict(classes=('background', 'lesion'), palette=[[0, 0, 0], [255, 0, 0]])
-    #: Its tiny layout for medtrans' fuzz tests (in this package, as a plugin's must be).
-    SYNTHETIC_LAYOUT = 'medtrans_example_plugin.synthetic:lesion_folders_layout'
 
     def __init__(self, split: str, **kwargs) -> None:
         self.split = split

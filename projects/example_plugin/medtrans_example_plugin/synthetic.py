@@ -1,11 +1,15 @@
-"""The plugin dataset's synthetic layout, so that it joins medtrans' fuzz tests."""
+"""The plugin dataset's synthetic layout, so that it joins medtrans' fuzz tests.
+
+A test helper, not product code: the package's modules never import it; ``setup.cfg`` declares it
+in the ``medtrans.synthetic_layouts`` entry-point group, where ``medtrans.testing`` finds it.
+"""
 import os
 import os.path as osp
 
 import cv2
 import numpy as np
 
-from medtrans.datasets.synthetic import SyntheticLayout
+from medtrans.testing import SyntheticLayout
 
 
 def lesion_folders_layout(root: str) -> SyntheticLayout:

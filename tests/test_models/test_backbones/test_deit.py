@@ -6,9 +6,9 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+from medtrans.fileio import UnsafeCheckpointError
 from medtrans.models import DeiT
 from medtrans.registry import MODELS
-from medtrans.fileio import UnsafeCheckpointError
 
 TOL = dict(atol=1e-5, rtol=0)
 
