@@ -143,7 +143,7 @@ PATTERNS = {
                  r'(?P<data>[^_]+)-512x512',
 }
 #: The headline keeps its name (docs/style.md); its fields are those of the name it would have
-#: (the batch of its dataset base, isic2018_task1_512x512.py).
+#: (the batch of its segmentation recipe, seg_recipe_512x512.py).
 HEADLINE_FIELDS = dict(model='deit-s', init=None, gpus='1', batch='8', data='isic2018')
 
 
@@ -334,7 +334,12 @@ def with_table(readme: str, table: str, path: str) -> str:
 def expected_files() -> Dict[Path, str]:
     """Every file this script writes -> its content."""
     out = {}
-    for folder, metafile in metafiles().items():
+    found = metafiles()
+    # mmpretrain's and mmseg's model index: the metafiles, for OpenMMLab's tooling (mim).
+    out[ROOT / 'model-index.yml'] = dump(
+        dict(Import=[(Path(folder) / 'metafile.yml').as_posix()
+                     for folder in sorted(found)]))
+    for folder, metafile in found.items():
         out[ROOT / folder / 'metafile.yml'] = dump(metafile)
         readme = ROOT / folder / 'README.md'
         text = readme.read_text(encoding='utf-8') if readme.is_file() else ''
