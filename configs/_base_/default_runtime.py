@@ -8,10 +8,10 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 randomness = dict(seed=0, deterministic=False)
-# Set `tensorboard = True` (or --cfg-options tensorboard=True) to also log to TensorBoard.
+# Set `tensorboard = True` (or --cfg-options tensorboard=True) to also log to TensorBoard
+# (MedtransRunner adds the backend). The segmentation visualizer comes with its recipe base; the
+# other tasks use MMEngine's default, the local backend.
 tensorboard = False
-# The task's visualizer and visualization hook come with its dataset base.
-vis_backends = [dict(type='LocalVisBackend')]
 log_processor = dict(by_epoch=False, window_size=20)
 log_level = 'INFO'
 load_from = None

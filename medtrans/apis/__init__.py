@@ -1,3 +1,5 @@
+from medtrans.engine.distributed import close_distributed
+
 from .cli import add_config_args, add_launcher_args, load_config, retarget_options
 from .export import export_backbone
 from .inference import (
@@ -11,7 +13,7 @@ from .inference import (
 )
 from .knn import is_runner_checkpoint, knn_evaluate, prepare_knn_config
 from .retarget import check_overrides, retarget
-from .run import build_runner, check_work_dir, close_distributed, prepare_config
+from .run import build_runner, check_work_dir, prepare_config
 from .test_outputs import (
     enable_mask_export,
     enable_predictions_csv,

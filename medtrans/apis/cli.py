@@ -75,7 +75,8 @@ def load_config(path: str,
             :func:`~medtrans.apis.retarget.retarget`.
 
     Raises:
-        ValueError: An override refused as above.
+        ValueError: An override refused as above, or a ``retarget = dict(...)`` in the file
+            (no longer read).
     """
     from medtrans.setup_env import load_plugins, log_plugins, register_all_modules
 
@@ -87,6 +88,12 @@ def load_config(path: str,
     if custom_imports:
         log_plugins(load_plugins(), [custom_imports] if isinstance(custom_imports, str)
                     else custom_imports)
+    if 'retarget' in cfg:
+        raise ValueError(
+            f'{path}: `retarget = dict(...)` is no longer read (MMEngine does not know the key, '
+            'so the config ran only through medtrans tools). Set the fields themselves, as '
+            'configs/demo/deeplab3_deit_s_demo_isic2018.py does, or pass --data-root, '
+            '--pretrained, --img-size.')
     changed = retarget(cfg, **retargets)
     for name, fields in changed.items():
         print_log(f'{name} = {retargets[name]!r} set in {", ".join(fields)}', logger='current')

@@ -73,8 +73,8 @@ def init_model(config: Union[str, Config],
     """Build a config's model, load a checkpoint into it and put it in eval mode.
 
     Args:
-        config (str | Config): Config file (read by :func:`medtrans.apis.load_config`, so a
-            file's ``retarget`` applies) or a loaded config.
+        config (str | Config): Config file (read by :func:`medtrans.apis.load_config`) or a
+            loaded config.
         checkpoint (str, optional): A medtrans run checkpoint, read with ``weights_only``; the
             config's ``pretrained`` file is then not read (as in ``tools/test.py``), so it need
             not exist. None keeps the config's own initialisation (that file, or random).

@@ -17,7 +17,6 @@ import os.path as osp
 from typing import Dict, Optional
 
 from mmengine.config import Config
-from mmengine.model import is_model_wrapper
 
 from medtrans.engine import KNNTestLoop
 from medtrans.fileio import safe_load
@@ -115,10 +114,5 @@ def knn_evaluate(cfg: Config, checkpoint: Optional[str] = None) -> Dict[str, flo
                 'the whole model instead.')
         backbone['pretrained'] = checkpoint
         cfg.load_from = None
-    runner = build_runner(cfg)
-    if cfg.get('load_from') is None:
-        # Runner.test() initialises nothing: the ImageNet or exported file named by
-        # `pretrained` is read here (random init happened when the model was built).
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        model.init_weights()
-    return runner.test()
+    # Without load_from, KNNTestLoop initialises the weights (reads `pretrained`).
+    return build_runner(cfg).test()

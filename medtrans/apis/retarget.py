@@ -41,7 +41,7 @@ MODEL_SIZE_PATHS = (('model', 'data_preprocessor', 'size'), ('model', 'backbone'
 READ_AT_TOP_LEVEL = ('work_dir', 'load_from', 'resume', 'launcher', 'default_scope', 'log_level',
                      'experiment_name', 'runner_type', 'data_preprocessor', 'model_wrapper_cfg',
                      'find_unused_parameters', 'sync_bn', 'compile', 'activation_checkpointing',
-                     'efficient_conv_bn_eval', 'tensorboard', 'monitor')
+                     'efficient_conv_bn_eval', 'tensorboard')
 #: The top-level sections the Runner builds the run from.
 RUN_SECTIONS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
                 'val_cfg', 'test_cfg', 'val_evaluator', 'test_evaluator', 'optim_wrapper',
@@ -125,6 +125,12 @@ def check_overrides(cfg: Config, cfg_options: Optional[Dict[str, Any]]) -> None:
             fields = ['model.backbone.pretrained or model.backbone.init_cfg']
         elif key in SIZE_VARIABLES:
             fields = _run_fields(_size_fields(cfg))
+        elif key == 'monitor':
+            raise ValueError(
+                "--cfg-options monitor=...: `monitor` names the dataset's headline metric, which "
+                'the study reports; the run monitors the first metric of each validation '
+                "('auto'). To monitor another, set default_hooks.checkpoint.save_best and the "
+                "plateau scheduler's monitor (param_scheduler), with dotted keys.")
         else:
             fields = []
         where = (f'it was copied into the fields that use it ({", ".join(fields)}) '

@@ -1,25 +1,22 @@
-"""Preparing a config for a run, as ``tools/train.py`` and ``tools/test.py`` do.
-
-What happens while the run lives (resume, compile, loaders, CPU DDP, the summary) belongs to
-:class:`~medtrans.engine.MedtransRunner`; here are only the command line's edits of the config,
-the ones mmseg's ``tools/train.py`` makes, and the refusal to overwrite another run.
-"""
+"""The command line's edits of a config (those mmseg's ``tools/train.py`` makes) and the refusal
+to overwrite another run; what happens while a run lives belongs to
+:class:`~medtrans.engine.MedtransRunner`."""
 import glob
 import logging
 import os.path as osp
 from typing import Optional, Union
 
-import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from medtrans.engine import latest_checkpoint
 from medtrans.engine.hooks import DINOHook
 from medtrans.engine.registry_hints import registry_hints
 from medtrans.registry import HOOKS, is_registered_subclass
 
-__all__ = ['prepare_config', 'build_runner', 'check_work_dir', 'close_distributed']
+__all__ = ['prepare_config', 'build_runner', 'check_work_dir']
 
 
 def prepare_config(cfg: Config,
@@ -43,8 +40,9 @@ def prepare_config(cfg: Config,
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'. Defaults to 'none'.
         amp (bool): Use automatic mixed precision, bfloat16 unless the config's
             ``optim_wrapper.dtype`` says otherwise. Defaults to False.
-        resume (bool | str): True resumes from the latest checkpoint in the work dir (found by
-            the Runner); a path resumes from that checkpoint. Defaults to False.
+        resume (bool | str): True resumes from the newest checkpoint in the work dir
+            (:func:`~medtrans.engine.latest_checkpoint`), or starts the run if there is none; a
+            path resumes from that checkpoint. Defaults to False.
         load_from (str, optional): Checkpoint to load the weights from. Defaults to None.
         auto_scale_lr (bool): Scale the LR linearly from the config's
             ``auto_scale_lr.base_batch_size`` to the run's total batch (processes x batch per
@@ -74,9 +72,17 @@ def prepare_config(cfg: Config,
             raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config '
                              '(the batch size its LR is set for).')
         cfg.auto_scale_lr.enable = True
-    cfg.resume = bool(resume)
     if isinstance(resume, str):
-        cfg.load_from = resume
+        cfg.resume, cfg.load_from = True, resume
+    elif resume:
+        # The newest checkpoint of this run, over the config's own load_from (the weights a new
+        # run starts from); a run that never saved one starts anew.
+        latest = latest_checkpoint(cfg.work_dir)
+        cfg.resume, cfg.load_from = latest is not None, latest or cfg.get('load_from')
+        if latest is None:
+            print_log(f'--resume: no checkpoint in {cfg.work_dir}; starting the run.', 'current')
+    else:
+        cfg.resume = False
     if load_from is not None:
         cfg.load_from = load_from
     return cfg
@@ -85,8 +91,7 @@ def prepare_config(cfg: Config,
 def _enable_amp(cfg: Config) -> None:
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper in ('AmpOptimWrapper', 'GuardedAmpOptimWrapper'):
-        print_log('AMP is already enabled in the config.', logger='current',
-                  level=logging.WARNING)
+        print_log('AMP is already enabled in the config.', 'current', logging.WARNING)
         return
     amp_types = dict(OptimWrapper='AmpOptimWrapper', GuardedOptimWrapper='GuardedAmpOptimWrapper')
     if wrapper not in amp_types:
@@ -141,9 +146,3 @@ def check_work_dir(cfg: Config) -> None:
             f'Work dir {cfg.work_dir} already holds checkpoints of another run ({names}); '
             'a new run would overwrite them. Resume it with --resume, choose another '
             '--work-dir, or move the old files away.')
-
-
-def close_distributed() -> None:
-    """Destroy the process group; without it gloo runs sometimes abort at interpreter exit."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()

@@ -12,7 +12,7 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ['use_cpu_distributed', 'init_cpu_distributed', 'export_local_rank']
+__all__ = ['use_cpu_distributed', 'init_cpu_distributed', 'export_local_rank', 'close_distributed']
 
 
 def use_cpu_distributed(launcher: str) -> bool:
@@ -59,3 +59,7 @@ def export_local_rank(launcher: str) -> None:
         os.environ.setdefault('LOCAL_RANK', os.environ['OMPI_COMM_WORLD_LOCAL_RANK'])
 
 
+def close_distributed() -> None:
+    """Destroy the process group; without it gloo runs sometimes abort at interpreter exit."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -34,7 +34,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.dist import all_gather, get_world_size
+from mmengine.dist import all_gather, broadcast, get_world_size
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -50,7 +50,7 @@ from medtrans.evaluation.functional.knn import (
     KNNClassifier,
 )
 from medtrans.registry import LOOPS
-from medtrans.utils.upstream import build_loop_dataloader
+from medtrans.utils.upstream import build_loop_dataloader, runner_load_from, train_loop_built
 
 __all__ = ['KNNLoopBase', 'KNNValLoop', 'KNNTestLoop', 'memory_dataloader_cfg']
 
@@ -386,3 +386,19 @@ class KNNTestLoop(KNNLoopBase, TestLoop):
     """
 
     stage = 'test'
+
+    def run(self) -> dict:
+        """Evaluate the loaded weights, or the config's initialisation when none are loaded.
+
+        MMEngine's ``Runner.test()`` initialises no weights: a k-NN test of a config without
+        ``load_from`` evaluates what ``pretrained`` names (the ImageNet or exported backbone),
+        so the model's ``init_weights()`` runs here, then its state is broadcast from rank 0,
+        as ``Runner.train()`` does. Weights this process trained or loaded stay as they are.
+        """
+        if runner_load_from(self.runner) is None and not train_loop_built(self.runner):
+            model = self.runner.model
+            model = model.module if is_model_wrapper(model) else model
+            model.init_weights()
+            for tensor in model.state_dict().values():
+                broadcast(tensor)
+        return super().run()

@@ -1,9 +1,9 @@
 """The Runner of medtrans configs: MMEngine's, with what medtrans runs need, by subclassing.
 
-Every config's runtime base names it (``runner_type = 'MedtransRunner'``), so MMEngine's own
-entry points build it (``RUNNERS.build(cfg)``, as mmseg's and mmpretrain's ``tools/train.py``
-do). ``Runner.from_cfg`` runs the same configs with MMEngine's plain Runner, without the
-additions below.
+Every config's runtime base names it (``runner_type = 'medtrans.MedtransRunner'``), so
+MMEngine's own entry points build it (``RUNNERS.build(cfg)``, as mmseg's and mmpretrain's
+``tools/train.py`` do). ``Runner.from_cfg`` runs the same configs with MMEngine's plain
+Runner, without the additions below.
 """
 import glob
 import importlib.util
@@ -18,8 +18,10 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmengine.dist import is_distributed
 from mmengine.hooks import CheckpointHook
+from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
 from mmengine.runner import Runner
+from mmengine.visualization import Visualizer
 from torch.utils.data import DataLoader
 
 from medtrans.fileio import install_safe_checkpoint_loader, register_atomic_backend
@@ -135,8 +137,9 @@ class MedtransRunner(Runner):
       :func:`medtrans.fileio.register_atomic_backend`) before anything is built.
     * **Resume** (``resume=True``): without ``load_from``, from the highest-numbered checkpoint
       of the work dir (:func:`latest_checkpoint`), not MMEngine's ``last_checkpoint`` pointer,
-      which a kill can leave stale. Weight initialisation is skipped: the checkpoint holds every
-      weight, so ImageNet files named by ``pretrained`` are never read (they may have moved).
+      which a kill can leave stale; with none there, the run starts anew. Weight initialisation
+      is skipped: the checkpoint holds every weight, so ImageNet files named by ``pretrained``
+      are never read (they may have moved).
     * ``setup_env``: a distributed launcher on a machine without CUDA starts a gloo group
       (:mod:`medtrans.engine.distributed`); ``wrap_model`` then gives DDP ``device_ids=None``
       and reverts SyncBN, which has no CPU kernel, to BN.
@@ -166,6 +169,8 @@ class MedtransRunner(Runner):
         arguments.pop('self')
         if arguments.get('resume') and not arguments.get('load_from'):
             arguments['load_from'] = latest_checkpoint(osp.abspath(arguments['work_dir']))
+            # Nothing to resume: a new run (MMEngine would look for its own pointer file).
+            arguments['resume'] = arguments['load_from'] is not None
         #: The checkpoint this run resumes from, or None.
         self.resume_from = arguments['load_from'] if arguments.get('resume') else None
         cfg = arguments.get('cfg') or {}
@@ -189,7 +194,9 @@ class MedtransRunner(Runner):
             torch.use_deterministic_algorithms(True, warn_only=True)
 
     def build_visualizer(self, visualizer=None):
-        if self.cfg.get('tensorboard', False) and isinstance(visualizer, dict):
+        if self.cfg.get('tensorboard', False) and not isinstance(visualizer, Visualizer):
+            # MMEngine's default (None) is a Visualizer with the local backend.
+            visualizer = dict(type='Visualizer') if visualizer is None else visualizer
             backends = list(visualizer.get('vis_backends') or [dict(type='LocalVisBackend')])
             if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
                 backends.append(dict(type='TensorboardVisBackend'))
@@ -199,6 +206,8 @@ class MedtransRunner(Runner):
     def wrap_model(self, model_wrapper_cfg: Optional[Dict], model: torch.nn.Module):
         if self.distributed and not torch.cuda.is_available() and is_distributed():
             model = revert_sync_batchnorm(model)
+            if self.cfg.pop('sync_bn', None) is not None:  # MMEngine would convert back
+                self.logger.warning('sync_bn ignored: SyncBatchNorm has no CPU kernel.')
             if model_wrapper_cfg is None:
                 model_wrapper_cfg = dict(
                     type='MMDistributedDataParallel', broadcast_buffers=False,
@@ -211,8 +220,11 @@ class MedtransRunner(Runner):
                          seed: Optional[int] = None,
                          diff_rank_seed: bool = False) -> DataLoader:
         if isinstance(dataloader, dict):
-            from mmengine.logging import MMLogger
-            dataloader = fit_loader_to_machine(dataloader, logger=MMLogger.get_current_instance())
+            dataset = dataloader.get('dataset', {})
+            name = f"the {dataset.get('type', 'dataset')} loader" if isinstance(
+                dataset, dict) else 'dataloader'
+            dataloader = fit_loader_to_machine(dataloader, name,
+                                               logger=MMLogger.get_current_instance())
         return Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
 
     def _compile_modules(self, options) -> None:

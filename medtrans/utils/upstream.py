@@ -14,7 +14,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = [
-    'build_loop_dataloader', 'train_loop_is_config', 'runner_load_from',
+    'build_loop_dataloader', 'train_loop_is_config', 'train_loop_built', 'runner_load_from',
     'save_checkpoint_at_step', 'started_dataloader_pass', 'amp_static_loss_scale',
     'accumulative_counts', 'dataset_metainfo', 'vit_pos_embed', 'is_batch_norm',
     'foreach_norm', 'foreach_mul_', 'foreach_add_', 'RUNNER_OVERRIDES'
@@ -59,6 +59,17 @@ def train_loop_is_config(runner) -> bool:
     counts as built. Checked against mmengine 0.10.7.
     """
     return isinstance(getattr(runner, '_train_loop', None), dict)
+
+
+def train_loop_built(runner) -> bool:
+    """Whether the Runner has built its train loop (so this process may have trained).
+
+    Reaches ``Runner._train_loop`` for the reason :func:`train_loop_is_config` gives; it is
+    None without ``train_cfg``, a dict until ``train()`` builds it. Checked against mmengine
+    0.10.7.
+    """
+    loop = getattr(runner, '_train_loop', None)
+    return loop is not None and not isinstance(loop, dict)
 
 
 def runner_load_from(runner) -> Optional[str]:

@@ -57,18 +57,6 @@ def test_img_size_of_dino_scales_global_and_local_crops():
     assert cfg.val_dataloader.dataset.pipeline[2].crop_size == 112
 
 
-def test_demo_config_is_the_headline_retargeted_in_one_place(headline):
-    demo = load_config(str(DEMO))
-    expected = load_config(str(HEADLINE), data_root='data/demo_isic2018', pretrained=None,
-                           img_size=128)
-    assert demo.model.backbone.pretrained is None
-    for loader in _loaders(demo):
-        assert loader.dataset.data_root == 'data/demo_isic2018'
-    assert demo.model.data_preprocessor == expected.model.data_preprocessor
-    assert demo.train_dataloader.dataset.pipeline == expected.train_dataloader.dataset.pipeline
-    assert 'retarget' not in demo
-
-
 def test_pretrained_of_an_mmseg_resnet_sets_its_init_cfg():
     path = REPO / 'configs' / 'deeplabv3' / (
         'deeplabv3_r50-d8_random_1xb8_plateau_isic2018-512x512.py')
@@ -93,9 +81,18 @@ def test_an_override_that_reaches_nothing_is_refused(option, fields, use):
 
 def test_overrides_that_reach_the_run_pass():
     cfg = load_config(str(HEADLINE), {'train_dataloader.dataset.data_root': 'elsewhere',
-                                      'monitor': 'Dice', 'new_variable': 1})
+                                      'tensorboard': True, 'new_variable': 1})
     assert cfg.train_dataloader.dataset.data_root == 'elsewhere'
-    assert (cfg.monitor, cfg.new_variable) == ('Dice', 1)
+    assert (cfg.tensorboard, cfg.new_variable) == (True, 1)
+
+
+def test_the_monitor_and_a_files_retarget_say_what_to_set_instead(tmp_path):
+    with pytest.raises(ValueError, match='default_hooks.checkpoint.save_best and the plateau'):
+        load_config(str(HEADLINE), {'monitor': 'Dice'})
+    config = tmp_path / 'old.py'
+    config.write_text(f"_base_ = ['{HEADLINE}']\nretarget = dict(data_root='x')\n")
+    with pytest.raises(ValueError, match='old.py: `retarget = dict.*is no longer read'):
+        load_config(str(config))
 
 
 def test_the_demo_config_is_the_headline_retargeted():

@@ -34,9 +34,17 @@ def test_amp_switch(tmp_path):
 
 
 def test_resume_argument_forms(tmp_path):
-    cfg = prepare_config(load_config(HEADLINE), HEADLINE, work_dir=str(tmp_path), resume=True)
-    assert cfg.resume is True and cfg.load_from is None
-    ckpt = str(tmp_path / 'iter_5.pth')
+    # Nothing saved yet: the run starts, from the config's own load_from.
+    options = {'load_from': 'pretraining.pth'}
+    cfg = prepare_config(load_config(HEADLINE, options), HEADLINE, work_dir=str(tmp_path),
+                         resume=True)
+    assert cfg.resume is False and cfg.load_from == 'pretraining.pth'
+    # Once the run saved a checkpoint, it resumes from its newest, whatever load_from says.
+    (tmp_path / 'iter_5.pth').write_bytes(b'x')
+    cfg = prepare_config(load_config(HEADLINE, options), HEADLINE, work_dir=str(tmp_path),
+                         resume=True)
+    assert cfg.resume is True and cfg.load_from == str(tmp_path / 'iter_5.pth')
+    ckpt = str(tmp_path / 'elsewhere' / 'iter_3.pth')
     cfg = prepare_config(load_config(HEADLINE), HEADLINE, work_dir=str(tmp_path), resume=ckpt)
     assert cfg.resume is True and cfg.load_from == ckpt
 

@@ -23,9 +23,15 @@ def test_the_shipped_configs_name_the_runner(tmp_path):
     assert type(build_runner(cfg)) is MedtransRunner
 
 
-def test_tensorboard_switch(tmp_path):
-    cfg = load_config(HEADLINE, {'tensorboard': True}, pretrained=None)
-    runner = build_runner(prepare_config(cfg, HEADLINE, work_dir=str(tmp_path)))
+@pytest.mark.parametrize('config', [HEADLINE, CLS])
+def test_tensorboard_switch(tmp_path, config):
+    """The segmentation configs name their visualizer; the classification ones take MMEngine's
+    default: both get the TensorBoard backend beside the local one."""
+    # Its own experiment name: MMEngine hands a runner of the same name and second the
+    # visualizer an earlier one made.
+    cfg = load_config(config, {'tensorboard': True, 'experiment_name': tmp_path.name},
+                      pretrained=None)
+    runner = build_runner(prepare_config(cfg, config, work_dir=str(tmp_path)))
     assert [type(b).__name__ for b in runner.visualizer._vis_backends.values()] == [
         'LocalVisBackend', 'TensorboardVisBackend']
 
@@ -38,9 +44,19 @@ def test_resume_picks_the_newest_complete_checkpoint(tmp_path):
     (tmp_path / 'best_IoU_iter_4.pth').write_bytes(b'x')
     (tmp_path / 'last_checkpoint').write_text('')
     assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_10.pth')
-    cfg = prepare_config(load_config(HEADLINE, pretrained=None), HEADLINE,
-                         work_dir=str(tmp_path), resume=True)
+    # The stock path: resume=True in the config, no load_from; the Runner finds the file.
+    cfg = load_config(HEADLINE, {'resume': True, 'work_dir': str(tmp_path)}, pretrained=None)
     assert build_runner(cfg).resume_from == str(tmp_path / 'iter_10.pth')
+
+
+def test_resume_with_nothing_saved_starts_a_new_run(tmp_path):
+    # A kill before the first checkpoint can leave MMEngine's pointer empty, which MMEngine's
+    # own auto-resume would try to load ('').
+    (tmp_path / 'last_checkpoint').write_text('')
+    cfg = load_config(HEADLINE, {'resume': True, 'work_dir': str(tmp_path)}, pretrained=None)
+    runner = build_runner(cfg)
+    assert runner.resume_from is None
+    runner.load_or_resume()  # what Runner.train() calls after initialising the weights
 
 
 def test_resume_falls_back_to_the_pointer(tmp_path):

@@ -203,3 +203,38 @@ def test_only_the_main_process_records_and_the_others_wait(folders, tmp_path):
                                  str(calls)), nprocs=2)
     assert [p.name for p in calls.iterdir()] == ['rank0']
     assert (tmp_path / 'work' / RECORD).is_file()
+
+
+def _mismatch_worker(rank: int, world_size: int, init_file: str, root: str, work_dir: str,
+                     errors: str) -> None:
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                            world_size=world_size)
+    try:
+        runner = SimpleNamespace(
+            work_dir=work_dir, logger=MMLogger.get_current_instance(), val_loop=None,
+            train_loop=SimpleNamespace(dataloader=DataLoader(CustomClsDataset(root))))
+        try:
+            SplitRecordHook().before_train(runner)
+        except ValueError as err:
+            Path(errors, f'rank{rank}').write_text(str(err))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_record_that_does_not_fit_stops_every_process(folders, tmp_path):
+    """Only the main process checks, but every process raises its error: none is left waiting
+    for the others (launchers other than torchrun and Slurm's do not kill them)."""
+    record = tmp_path / 'work' / RECORD
+    record.parent.mkdir(parents=True)
+    splits = CustomClsDataset(str(folders)).divided_split()
+    meta, moved = splits[0], {name: list(ids) for name, ids in splits[1].items()}
+    moved['val'].append(moved['train'].pop(0))
+    record.write_text(json.dumps(dict(meta=meta, splits=moved)))
+    errors = tmp_path / 'errors'
+    errors.mkdir()
+    mp.spawn(_mismatch_worker, args=(2, str(tmp_path / 'init'), str(folders),
+                                     str(tmp_path / 'work'), str(errors)), nprocs=2)
+    messages = {p.name: p.read_text() for p in errors.iterdir()}
+    assert sorted(messages) == ['rank0', 'rank1']
+    assert messages['rank0'] == messages['rank1'] and str(record) in messages['rank0']

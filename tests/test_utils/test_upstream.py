@@ -87,6 +87,17 @@ def test_train_loop_is_config(tmp_path):
     assert not upstream.train_loop_is_config(fresh)
 
 
+def test_train_loop_built(tmp_path):
+    runner = _runner(tmp_path, 'built')
+    _pinned('train_loop_built', not upstream.train_loop_built(runner),
+            'Runner._train_loop is not the config before train()')
+    runner.train()
+    _pinned('train_loop_built', upstream.train_loop_built(runner),
+            'Runner._train_loop is not the built loop after train()')
+    assert not upstream.train_loop_built(Runner(model=_Toy(), work_dir=str(tmp_path / 'none'),
+                                                experiment_name='no_train'))
+
+
 def test_runner_load_from(runner):
     _pinned('runner_load_from', getattr(runner, '_load_from', None) == 'weights.pth',
             "Runner._load_from no longer holds the 'load_from' argument")

@@ -8,12 +8,14 @@ Each runnable config under ``configs/classification/<model>/``, ``configs/dino/`
 ``configs/knn/<model>/`` and ``configs/deeplabv3/`` (with the headline
 ``configs/deeplab3_deit_s_isic2018.py``) is one ``Models`` entry, named by its file stem, with
 metadata read from that name. Which table cells a config reproduces is what the study specs
-(``configs/studies/table*.py``, ``tools/run_study.py``) say; their numbers are :data:`PAPER`.
+(``configs/studies/table*.py``, ``tools/run_study.py``) say; their numbers are
+:data:`medtrans.analysis.paper.PAPER`.
 A config in no cell (a DINO pretraining, a segmentation ablation the paper does not report)
 gets ``Results: null``. A README keeps its prose; only the part between :data:`BEGIN` and
 :data:`END` is written here.
 """
 import argparse
+import importlib.util
 import itertools
 import re
 import sys
@@ -24,6 +26,18 @@ import yaml
 from mmengine.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _paper():
+    # By path: medtrans.analysis.paper imports nothing, the medtrans package the whole stack.
+    spec = importlib.util.spec_from_file_location('_paper', ROOT / 'medtrans/analysis/paper.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PAPER = _paper().PAPER
+Cell = Tuple[str, str, str]
 PAPER_TITLE = 'Pretrained ViTs Yield Versatile Representations For Medical Images'
 PAPER_URL = 'https://arxiv.org/abs/2303.07034'
 HEADLINE = 'configs/deeplab3_deit_s_isic2018.py'
@@ -31,85 +45,6 @@ BEGIN = '<!-- [RESULTS-BEGIN] written by tools/misc/make_metafiles.py: do not ed
 END = '<!-- [RESULTS-END] -->'
 HEADER = ('# Written by tools/misc/make_metafiles.py from the configs, configs/studies/ and the\n'
           "# paper's numbers: edit those and rerun it, not this file.\n")
-
-_COLUMNS = ('APTOS2019', 'CBIS-DDSM', 'ISIC2019', 'CheXpert', 'PCam')
-Cell = Tuple[str, str, str]
-
-
-def _rows(table: str, rows: Dict[str, tuple]) -> Dict[Cell, Tuple[float, float]]:
-    return {(table, row, column): value
-            for row, values in rows.items() for column, value in zip(_COLUMNS, values)}
-
-
-#: Every cell of the paper's Tables 1-5: (table, row, column), named as in
-#: ``medtrans.analysis.paper`` and the study specs -> (median, standard deviation) over 5 runs,
-#: as printed in the paper (Table 3's ImageNet and DINO rows are deterministic: +- 0.000).
-PAPER: Dict[Cell, Tuple[float, float]] = {
-    **_rows('Table 1', {
-        'random Inception': (
-            (0.834, 0.012), (0.922, 0.003), (0.664, 0.008), (0.794, 0.001), (0.953, 0.006)),
-        'random ResNet50': (
-            (0.849, 0.022), (0.916, 0.005), (0.660, 0.016), (0.796, 0.000), (0.943, 0.008)),
-        'random DeiT-S': (
-            (0.687, 0.017), (0.906, 0.005), (0.579, 0.013), (0.762, 0.002), (0.921, 0.002)),
-        'random Swin-T': (
-            (0.679, 0.022), (0.898, 0.005), (0.619, 0.080), (0.780, 0.001), (0.936, 0.002)),
-        'ImageNet Inception': (
-            (0.876, 0.007), (0.943, 0.010), (0.760, 0.011), (0.797, 0.001), (0.958, 0.004)),
-        'ImageNet ResNet50': (
-            (0.893, 0.004), (0.954, 0.005), (0.810, 0.008), (0.801, 0.001), (0.960, 0.004)),
-        'ImageNet DeiT-S': (
-            (0.896, 0.005), (0.949, 0.006), (0.844, 0.021), (0.794, 0.000), (0.964, 0.008)),
-        'ImageNet Swin-T': (
-            (0.904, 0.005), (0.965, 0.007), (0.832, 0.008), (0.805, 0.001), (0.968, 0.006)),
-        'ImageNet+DINO Inception': (
-            (0.881, 0.013), (0.942, 0.003), (0.774, 0.009), (0.797, 0.001), (0.960, 0.001)),
-        'ImageNet+DINO ResNet50': (
-            (0.894, 0.008), (0.955, 0.002), (0.833, 0.007), (0.801, 0.000), (0.962, 0.004)),
-        'ImageNet+DINO DeiT-S': (
-            (0.896, 0.010), (0.956, 0.002), (0.853, 0.009), (0.801, 0.001), (0.976, 0.002)),
-        'ImageNet+DINO Swin-T': (
-            (0.907, 0.003), (0.964, 0.002), (0.860, 0.009), (0.809, 0.001), (0.969, 0.003)),
-    }),
-    ('Table 2', 'DeepLabV3 ResNet50', 'ISIC2018'): (0.802, 0.012),
-    ('Table 2', 'DeepLabV3 ResNet50', 'CSAW-S'): (0.320, 0.008),
-    ('Table 2', 'DeepLabV3 DeiT-S', 'ISIC2018'): (0.845, 0.014),
-    ('Table 2', 'DeepLabV3 DeiT-S', 'CSAW-S'): (0.322, 0.028),
-    **_rows('Table 3', {
-        'random ResNet50': (
-            (0.000, 0.000), (0.531, 0.063), (0.125, 0.000), (0.490, 0.029), (0.396, 0.079)),
-        'random DeiT-S': (
-            (0.018, 0.086), (0.596, 0.103), (0.129, 0.026), (0.501, 0.013), (0.443, 0.073)),
-        'ImageNet ResNet50': (
-            (0.676, 0.000), (0.874, 0.000), (0.248, 0.000), (0.682, 0.000), (0.896, 0.000)),
-        'ImageNet DeiT-S': (
-            (0.687, 0.000), (0.856, 0.000), (0.242, 0.000), (0.675, 0.000), (0.892, 0.000)),
-        'ImageNet+DINO ResNet50': (
-            (0.786, 0.000), (0.897, 0.000), (0.338, 0.000), (0.697, 0.000), (0.907, 0.000)),
-        'ImageNet+DINO DeiT-S': (
-            (0.781, 0.000), (0.898, 0.000), (0.637, 0.000), (0.739, 0.000), (0.953, 0.000)),
-    }),
-    **_rows('Table 4', {
-        'ResNet18': (
-            (0.893, 0.003), (0.950, 0.003), (0.785, 0.015), (0.793, 0.001), (0.959, 0.012)),
-        'ResNet50': (
-            (0.893, 0.004), (0.954, 0.005), (0.810, 0.008), (0.801, 0.001), (0.960, 0.004)),
-        'ResNet152': (
-            (0.900, 0.004), (0.960, 0.003), (0.798, 0.012), (0.801, 0.001), (0.965, 0.003)),
-        'DeiT-T': (
-            (0.901, 0.005), (0.946, 0.006), (0.810, 0.013), (0.789, 0.001), (0.961, 0.003)),
-        'DeiT-S': (
-            (0.896, 0.005), (0.949, 0.006), (0.844, 0.021), (0.794, 0.000), (0.964, 0.008)),
-        'DeiT-B': (
-            (0.897, 0.004), (0.953, 0.004), (0.840, 0.013), (0.795, 0.001), (0.969, 0.002)),
-    }),
-    **_rows('Table 5', {
-        'DeiT-S 16x16': (
-            (0.896, 0.005), (0.949, 0.006), (0.844, 0.021), (0.794, 0.000), (0.964, 0.008)),
-        'DeiT-S 8x8': (
-            (0.898, 0.006), (0.947, 0.007), (0.847, 0.015), (0.800, 0.001), (0.964, 0.002)),
-    }),
-}
 
 #: Dataset name part -> (display name, metric key: the dataset base's ``monitor``).
 DATASETS = {

@@ -1,7 +1,7 @@
 """Hook that keeps the datasets' divided splits in the work dir, and holds later runs to them."""
 from typing import Dict
 
-from mmengine.dist import barrier, is_main_process
+from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.hooks import Hook
 from torch.utils.data import DataLoader
 
@@ -21,7 +21,7 @@ class SplitRecordHook(Hook):
     ``{work_dir}/splits/<split_record_name>`` (e.g. ``aptos2019_seed0.json``). The main process
     writes it (atomically) if it is absent, or else checks that the dataset's division is the
     recorded one, and raises naming the file and what differs if not; the other processes wait
-    for it. This is :func:`~medtrans.datasets.splits.record_splits`, which
+    for it and raise the same error. This is :func:`~medtrans.datasets.splits.record_splits`, which
     ``tools/check_dataset.py`` uses too.
 
     The check runs at the start of each loop (``before_train``, ``before_val``,
@@ -54,14 +54,29 @@ class SplitRecordHook(Hook):
         if not new:
             return
         self._seen.update(id(dataset) for dataset in new)
+        error = None
         if is_main_process():
-            # Several datasets share a record (train, val and test of one division): its
-            # first use says whether it was written.
-            written: Dict[str, bool] = {}
-            for dataset in new:
-                for path, was_written in record_splits(dataset, runner.work_dir):
-                    written.setdefault(path, was_written)
-            for path, was_written in written.items():
-                runner.logger.info(('Wrote the split record ' if was_written else
-                                    'The splits match their record ') + path)
-        barrier()
+            try:
+                self._record_main(runner, new)
+            except (ValueError, OSError) as err:
+                error = err
+        # Every process stops on a record that does not fit, not only the main one, which
+        # would leave the others waiting for it under launchers that do not kill them.
+        message = [None if error is None else str(error)]
+        broadcast_object_list(message)
+        if error is not None:
+            raise error
+        if message[0] is not None:
+            raise ValueError(message[0])
+
+    @staticmethod
+    def _record_main(runner, datasets: list) -> None:
+        # Several datasets share a record (train, val and test of one division): its first use
+        # says whether it was written.
+        written: Dict[str, bool] = {}
+        for dataset in datasets:
+            for path, was_written in record_splits(dataset, runner.work_dir):
+                written.setdefault(path, was_written)
+        for path, was_written in written.items():
+            runner.logger.info(('Wrote the split record ' if was_written else
+                                'The splits match their record ') + path)
