@@ -86,7 +86,9 @@ def compile_modules(model: torch.nn.Module, options: Optional[dict] = None) -> L
     containers (DINO's teacher) too; the data preprocessor (lists of images of any size) and
     losses (``loss*`` modules; DINO's all-reduces its centre) stay eager, and so do the loss
     bookkeeping and the optimizer step. Methods are compiled rather than ``__call__``
-    (``nn.Module.compile``) because mmseg's heads call ``self.forward`` directly. Parameter
+    (``nn.Module.compile``) because mmseg's heads call ``self.forward`` directly: assigning the
+    compiled method to the module instance (PyTorch's documented pattern) is the one place
+    medtrans sets an attribute on another library's objects. Parameter
     names, and so checkpoints, do not change; a deep copy's compiled methods are bound to the
     copy. Methods compiled before are left as they are.
 

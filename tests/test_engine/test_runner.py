@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.runner import Runner
 
 from medtrans.apis import build_runner, load_config, prepare_config
 from medtrans.engine import MedtransRunner, latest_checkpoint
@@ -111,6 +112,20 @@ def test_dataloader_workers_follow_the_cores_of_each_process(monkeypatch):
     assert cfg.train_dataloader.num_workers > 3
     assert fit_loader_to_machine(cfg.train_dataloader)['num_workers'] == 3
     assert fit_loader_to_machine(dict(cfg.val_dataloader, num_workers=0))['num_workers'] == 0
+
+
+def test_the_runner_fits_every_loader_it_builds(monkeypatch):
+    """The loops build their loaders through runner.build_dataloader: MedtransRunner's fits
+    the config before MMEngine's builds it."""
+    built = []
+    monkeypatch.setattr(Runner, 'build_dataloader',
+                        staticmethod(lambda loader, **kwargs: built.append(loader)))
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.delenv('LOCAL_WORLD_SIZE', raising=False)
+    loader = load_config(CLS).train_dataloader
+    MedtransRunner.build_dataloader(loader, seed=0)
+    assert built == [dict(loader, num_workers=2, pin_memory=False)]
 
 
 @pytest.mark.parametrize('gpu', [True, False])
