@@ -16,7 +16,7 @@ import types
 from typing import Dict, List, Optional, Union
 
 import torch
-from mmengine.dist import is_distributed
+from mmengine.dist import is_distributed, is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper, revert_sync_batchnorm
@@ -24,7 +24,11 @@ from mmengine.runner import Runner
 from mmengine.visualization import Visualizer
 from torch.utils.data import DataLoader
 
-from medtrans.fileio import install_safe_checkpoint_loader, register_atomic_backend
+from medtrans.fileio import (
+    install_safe_checkpoint_loader,
+    register_atomic_backend,
+    remove_stale_temporaries,
+)
 from medtrans.registry import RUNNERS
 
 from .distributed import export_local_rank, init_cpu_distributed, use_cpu_distributed
@@ -158,7 +162,9 @@ class MedtransRunner(Runner):
       and the log says why.
     * ``train`` / ``val`` / ``test``: a type missing from a registry is reported with its config
       field and the closest registered names (:mod:`medtrans.engine.registry_hints`); ``train``
-      ends by logging the last validation metrics and the best checkpoint
+      starts by removing (and logging) the temporary files that this run's interrupted atomic
+      writes left in its work dir (:func:`medtrans.fileio.remove_stale_temporaries`), and ends
+      by logging the last validation metrics and the best checkpoint
       (:meth:`final_metrics_summary`).
 
     Args: as :class:`mmengine.runner.Runner`.
@@ -253,6 +259,11 @@ class MedtransRunner(Runner):
         super()._init_model_weights()
 
     def train(self) -> torch.nn.Module:
+        if is_main_process():
+            removed = remove_stale_temporaries(self.work_dir)
+            if removed:
+                self.logger.warning(f'Removed {len(removed)} temporary file(s) that interrupted '
+                                    f'writes of this run left: {", ".join(removed)}')
         with registry_hints(self.cfg):
             model = super().train()
         self.logger.info(self.final_metrics_summary())

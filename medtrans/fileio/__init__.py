@@ -4,11 +4,12 @@ from .atomic import (
     atomic_write_bytes,
     atomic_write_text,
     register_atomic_backend,
+    remove_stale_temporaries,
 )
 from .safe_load import UnsafeCheckpointError, install_safe_checkpoint_loader, safe_load
 
 __all__ = [
     'atomic_write_bytes', 'atomic_write_text', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
     'register_atomic_backend', 'safe_load', 'UnsafeCheckpointError',
-    'install_safe_checkpoint_loader'
+    'install_safe_checkpoint_loader', 'remove_stale_temporaries'
 ]

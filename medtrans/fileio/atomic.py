@@ -1,20 +1,25 @@
 """Crash-safe writes: a file is either its old content or its complete new content."""
 import os
 import os.path as osp
+import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import List, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
 __all__ = [
     'atomic_write_bytes', 'atomic_write_text', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
-    'register_atomic_backend'
+    'register_atomic_backend', 'remove_stale_temporaries'
 ]
 
 #: The name configs give MMEngine's file backends (``backend_args=dict(backend=...)``).
 ATOMIC_BACKEND = 'medtrans_atomic_local'
+
+#: The names of :func:`atomic_write_bytes`' temporary files: ``.<name>.<mkstemp's 8 random
+#: characters>.tmp``.
+_TEMPORARY = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp')
 
 # The process's umask, read once at import (reading it means setting it, which is not
 # thread-safe): new files get the permissions open() would give them.
@@ -98,3 +103,27 @@ def register_atomic_backend() -> None:
     :data:`ATOMIC_BACKEND` (idempotent; called by
     :func:`medtrans.setup_env.register_all_modules`, not on import)."""
     register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Remove the temporary files that interrupted :func:`atomic_write_bytes` calls left in
+    ``folder`` and below (a kill between the temporary file and its rename), and return them.
+
+    Only the writer's own names match (``.<name>.<8 characters>.tmp``, as :func:`tempfile.mkstemp`
+    makes them); other files stay. Call it where no atomic write can be under way in
+    ``folder``: :class:`~medtrans.engine.MedtransRunner` does at the start of training, in the
+    main process, in its work dir.
+
+    Args:
+        folder (str): The folder to clean; a missing one holds nothing.
+
+    Returns:
+        list[str]: The paths removed, sorted.
+    """
+    removed = []
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if _TEMPORARY.fullmatch(name):
+                os.remove(osp.join(root, name))
+                removed.append(osp.join(root, name))
+    return sorted(removed)

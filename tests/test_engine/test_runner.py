@@ -306,3 +306,32 @@ def test_compile_switch_compiles_the_networks_or_says_why_not(tmp_path, monkeypa
     log = next(Path(runner.log_dir).glob('*.log')).read_text()
     assert 'compile: skipped, the run goes on uncompiled: no C++ compiler (c++, g++ or ' \
         'clang++) on PATH' in log
+
+
+def test_training_removes_what_interrupted_writes_left_and_says_so(tmp_path):
+    import tempfile
+
+    from medtrans.registry import DATASETS
+    from medtrans.testing import write_synthetic_layout
+
+    data, work = tmp_path / 'aptos', tmp_path / 'work'
+    write_synthetic_layout(DATASETS.get('APTOS2019Dataset'), str(data))
+    (work / 'splits').mkdir(parents=True)
+    # A run killed while rewriting its checkpoint and its split record; a file of the user's.
+    stale = sorted(tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp', dir=str(folder))[1]
+                   for folder, name in ((work, 'iter_4.pth'),
+                                        (work / 'splits', 'aptos2019_seed0.json')))
+    (work / 'my_notes.tmp').write_text('kept')
+    tiny = str(REPO / 'tests/data/configs/tiny_cls_deit_aptos2019.py')
+    cfg = load_config(tiny, {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 10,
+                             'train_dataloader.num_workers': 0,
+                             'train_dataloader.persistent_workers': False},
+                      data_root=str(data))
+    runner = build_runner(prepare_config(cfg, tiny, work_dir=str(work)))
+    runner.train()
+    assert not any(Path(path).exists() for path in stale)
+    assert (work / 'my_notes.tmp').read_text() == 'kept'
+    assert not list(work.rglob('.*.tmp'))
+    log = next(Path(runner.log_dir).glob('*.log')).read_text()
+    assert f'Removed 2 temporary file(s) that interrupted writes of this run left: ' \
+        f'{", ".join(stale)}' in log

@@ -3,6 +3,7 @@ temporary file behind; which checkpoint files of a real Runner go through the at
 import io
 import os
 import stat
+import tempfile
 
 import pytest
 import torch
@@ -11,7 +12,12 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
 
-from medtrans.fileio import AtomicLocalBackend, atomic_write_bytes, atomic_write_text
+from medtrans.fileio import (
+    AtomicLocalBackend,
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 
 
 def _checkpoint_bytes(value: float) -> bytes:
@@ -162,3 +168,24 @@ def test_checkpoints_go_through_the_backend_but_the_last_checkpoint_pointer_does
     runner.train()
     assert written == ['iter_1.pth', 'iter_2.pth']
     assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_2.pth')
+
+
+def _leftover(folder, name: str) -> str:
+    """The temporary file a kill between write and rename leaves: made as the writer makes it."""
+    fd, path = tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp', dir=str(folder))
+    os.close(fd)
+    return path
+
+
+def test_stale_temporaries_of_the_writer_and_only_those_are_removed(tmp_path):
+    (tmp_path / 'splits').mkdir()
+    stale = sorted([_leftover(tmp_path, 'iter_4.pth'), _leftover(tmp_path, 'iter_4.pth'),
+                    _leftover(tmp_path / 'splits', 'aptos2019_seed0.json')])
+    others = ['iter_4.pth', '.iter_4.pth.tmp', 'notes.tmp', 'iter_4.pth.abcd1234.tmp',
+              '.iter_4.pth.abcd123.tmp', '.iter_4.pth.abcd1234.tmp.bak']
+    for name in others:
+        (tmp_path / name).write_bytes(b'x')
+    assert remove_stale_temporaries(str(tmp_path)) == stale
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others + ['splits'])
+    assert list((tmp_path / 'splits').iterdir()) == []
+    assert remove_stale_temporaries(str(tmp_path / 'missing')) == []
