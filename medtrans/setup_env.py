@@ -6,14 +6,13 @@ the registries), so that the layers below never import upwards.
 import datetime
 import warnings
 from importlib import import_module
-from importlib.metadata import entry_points
 from typing import List, Sequence
 
 from mmengine import DefaultScope
 from mmengine.logging import print_log
 
 from medtrans.fileio import install_safe_checkpoint_loader, register_atomic_backend
-from medtrans.utils import install_mmcv_ops_stub
+from medtrans.utils import entry_points_of, install_mmcv_ops_stub
 
 PLUGIN_GROUP = 'medtrans.plugins'
 # register_all_modules() runs more than once per process; the plugins are logged once.
@@ -29,12 +28,9 @@ def load_plugins() -> List[str]:
     Returns:
         list[str]: The imported module names.
     """
-    eps = entry_points()
-    group = eps.select(group=PLUGIN_GROUP) if hasattr(eps, 'select') else eps.get(
-        PLUGIN_GROUP, [])
     global _plugins_logged
     loaded = []
-    for ep in group:
+    for ep in entry_points_of(PLUGIN_GROUP):
         try:
             import_module(ep.value.split(':')[0])
         except Exception as err:

@@ -351,29 +351,34 @@ def _leaf_datasets(dataset) -> list:
     return [dataset]
 
 
-def record_splits(dataset, work_dir: str) -> List[Tuple[str, bool]]:
-    """Keep the divided splits of a built dataset in a run's work dir, or check them there.
+def record_splits(datasets, work_dir: str) -> List[Tuple[str, bool]]:
+    """Keep the divided splits of built datasets in a run's work dir, or check them there.
 
     Each dataset (inside wrappers too) with a division (:meth:`SplitRecordMixin.divided_split`)
     has its record at ``<work_dir>/splits/<split_record_name>``: written if absent, else the
-    dataset's split must equal it (:func:`record_split`). Other datasets are skipped.
+    dataset's split must equal it (:func:`record_split`). Other datasets are skipped, and
+    datasets of one division (a run's train, val and test sets) are checked once.
 
     Args:
-        dataset: A built dataset, possibly a wrapper.
+        datasets: A built dataset, possibly a wrapper, or a list of them.
         work_dir (str): The run's work dir.
 
     Returns:
-        list[tuple[str, bool]]: (record path, whether it was written) per divided dataset.
+        list[tuple[str, bool]]: (record path, whether it was written) per division.
 
     Raises:
-        ValueError: A record that does not hold the dataset's split (see :func:`record_split`).
+        ValueError: A record that does not hold a dataset's split (see :func:`record_split`).
     """
-    done = []
-    for leaf in _leaf_datasets(dataset):
-        divided = leaf.divided_split() if hasattr(leaf, 'divided_split') else None
+    done, checked = [], {}
+    datasets = datasets if isinstance(datasets, (list, tuple)) else [datasets]
+    for leaf in (leaf for dataset in datasets for leaf in _leaf_datasets(dataset)):
+        divided = leaf.divided_split() if isinstance(leaf, SplitRecordMixin) else None
         if divided is None:
             continue
-        meta, splits = divided
         path = osp.join(work_dir, SPLIT_RECORD_DIR, leaf.split_record_name)
-        done.append((path, record_split(path, splits, meta, getattr(leaf, 'data_root', None))))
+        # The train, val and test sets of one division share a record: it is read once.
+        if checked.get(path) != divided:
+            meta, splits = divided
+            checked[path] = divided
+            done.append((path, record_split(path, splits, meta, getattr(leaf, 'data_root', None))))
     return done

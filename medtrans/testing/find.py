@@ -4,9 +4,11 @@ See :mod:`medtrans.testing` for the protocol.
 """
 import functools
 import os.path as osp
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from types import MappingProxyType
 from typing import Callable, List, Mapping, Optional, Tuple
+
+from medtrans.utils import entry_points_of
 
 from .layouts import MEDTRANS_LAYOUTS, SyntheticLayout
 
@@ -30,11 +32,8 @@ def plugin_layouts() -> Mapping[str, Tuple[EntryPoint, ...]]:
         Mapping[str, tuple[EntryPoint, ...]]: Dataset class name -> its entry points (more than
         one when packages declare the same name, which :func:`find_layout` refuses).
     """
-    eps = entry_points()
-    group = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, 'select') else eps.get(
-        ENTRY_POINT_GROUP, [])  # Python 3.9: a dict of groups
     by_name = {}
-    for ep in group:
+    for ep in entry_points_of(ENTRY_POINT_GROUP):
         by_name.setdefault(ep.name, []).append(ep)
     return MappingProxyType({name: tuple(eps) for name, eps in by_name.items()})
 

@@ -1,6 +1,4 @@
 """Hook that keeps the datasets' divided splits in the work dir, and holds later runs to them."""
-from typing import Dict
-
 from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.hooks import Hook
 from torch.utils.data import DataLoader
@@ -71,12 +69,6 @@ class SplitRecordHook(Hook):
 
     @staticmethod
     def _record_main(runner, datasets: list) -> None:
-        # Several datasets share a record (train, val and test of one division): its first use
-        # says whether it was written.
-        written: Dict[str, bool] = {}
-        for dataset in datasets:
-            for path, was_written in record_splits(dataset, runner.work_dir):
-                written.setdefault(path, was_written)
-        for path, was_written in written.items():
-            runner.logger.info(('Wrote the split record ' if was_written else
+        for path, written in record_splits(datasets, runner.work_dir):
+            runner.logger.info(('Wrote the split record ' if written else
                                 'The splits match their record ') + path)
