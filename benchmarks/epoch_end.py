@@ -1,5 +1,5 @@
 """What an epoch end costs in MMEngine's ``IterBasedTrainLoop`` and in medtrans's
-``NoPauseIterBasedTrainLoop`` (the base of the DINO configs' ``IterBasedEpochsTrainLoop``).
+``ResumableIterBasedTrainLoop`` (the base of the DINO configs' ``IterBasedEpochsTrainLoop``).
 
 Both loops draw the batches of a dataloader of their own (``DefaultSampler``, shuffled, persistent
 workers as the shipped configs; tiny samples, so that only the epoch transition costs) through
@@ -21,7 +21,7 @@ from mmengine.dataset import DefaultSampler
 from mmengine.runner.loops import IterBasedTrainLoop
 from torch.utils.data import DataLoader
 
-from medtrans.engine import NoPauseIterBasedTrainLoop
+from medtrans.engine import ResumableIterBasedTrainLoop
 
 # Training split sizes (../shared/docs/paper-settings.md: dataset size x training fraction).
 TRAIN_SIZES = {
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    times = {IterBasedTrainLoop: [], NoPauseIterBasedTrainLoop: []}
+    times = {IterBasedTrainLoop: [], ResumableIterBasedTrainLoop: []}
     for _ in range(args.repeats):
         for loop_type in times:
             times[loop_type].append(

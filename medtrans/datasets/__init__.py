@@ -8,6 +8,12 @@ from .custom import CustomClsDataset
 from .isic2018 import ISIC2018Task1Dataset
 from .isic2019 import ISIC2019Dataset
 from .pcam import PCamDataset
+from .samplers import (
+    ResumableDefaultSampler,
+    ResumableInfiniteSampler,
+    SampleIndex,
+    SeededSamplesMixin,
+)
 from .splits import (
     GROUP_KEYS,
     SplitRecordMixin,
@@ -26,5 +32,6 @@ __all__ = [
     'CustomClsDataset', 'split_ids', 'load_or_create_split', 'check_split_file_path',
     'record_split', 'record_splits', 'SplitRecordMixin', 'GROUP_KEYS',
     'LoadImageStrict', 'LoadBinaryMask', 'check_dataset', 'DatasetCheckReport',
-    'CheXpertDataset', 'PCamDataset', 'CBISDDSMDataset', 'CSAWSDataset', 'RandomElasticDeform'
+    'CheXpertDataset', 'PCamDataset', 'CBISDDSMDataset', 'CSAWSDataset', 'RandomElasticDeform',
+    'ResumableDefaultSampler', 'ResumableInfiniteSampler', 'SampleIndex', 'SeededSamplesMixin'
 ]

@@ -65,6 +65,7 @@ from medtrans.registry import TRANSFORMS
 from medtrans.utils.upstream import dataset_metainfo
 
 from .preresize import use_preresized
+from .samplers import SeededSamplesMixin
 from .splits import (
     GROUP_KEYS,
     SplitRecordMixin,
@@ -112,7 +113,7 @@ def _format_fractions(fractions: Dict[str, float]) -> str:
     return '/'.join(f'{name} {frac:g}' for name, frac in fractions.items())
 
 
-class BaseClsDataset(SplitRecordMixin, BaseDataset):
+class BaseClsDataset(SeededSamplesMixin, SplitRecordMixin, BaseDataset):
     """Base of the classification datasets: official layouts, checked samples, seeded splits.
 
     Subclasses read their publisher's layout in :meth:`load_samples` (and

@@ -6,6 +6,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from mmseg.datasets import BaseSegDataset
 
 from .preresize import use_preresized
+from .samplers import SeededSamplesMixin
 from .splits import SplitRecordMixin, check_split_file_path, load_or_create_split, split_ids
 
 __all__ = ['SplitSegDataset', 'examples']
@@ -20,7 +21,7 @@ def examples(items: Sequence[str], limit: int = 5) -> str:
     return shown + (f', ... ({len(items)} in all)' if len(items) > limit else '')
 
 
-class SplitSegDataset(SplitRecordMixin, BaseSegDataset):
+class SplitSegDataset(SeededSamplesMixin, SplitRecordMixin, BaseSegDataset):
     """Base of the binary segmentation datasets read from their published layouts.
 
     mmseg's ``BaseSegDataset`` pairs images and masks of one folder pair by suffix and says

@@ -1,15 +1,27 @@
-"""Training sized in epochs but run by iteration, so that a killed run resumes at any iteration."""
-from typing import Dict, Iterator, Union
+"""Iteration-based training loops that resume exactly from any checkpoint without reading the
+skipped batches again, sized in iterations or in epochs."""
+import bisect
+import logging
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from mmengine.dataset import InfiniteSampler
+import torch
+from mmengine.dataset import DefaultSampler, InfiniteSampler
 from mmengine.dist import get_world_size
+from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 from torch.utils.data import DataLoader
 
+from medtrans.datasets.samplers import (
+    ResumableDefaultSampler,
+    ResumableInfiniteSampler,
+    SeededSamplesMixin,
+)
+from medtrans.fileio import checkpoint_meta
 from medtrans.registry import LOOPS
 from medtrans.utils.upstream import build_loop_dataloader, started_dataloader_pass
 
-__all__ = ['NoPauseIterBasedTrainLoop', 'IterBasedEpochsTrainLoop', 'EpochCycler', 'epoch_length']
+__all__ = ['ResumableIterBasedTrainLoop', 'IterBasedEpochsTrainLoop', 'EpochCycler',
+           'epoch_length']
 
 
 def epoch_length(dataloader: DataLoader) -> int:
@@ -42,17 +54,21 @@ class EpochCycler:
     counts an epoch, calls ``set_epoch`` on the sampler (or the batch sampler's), so that each
     pass is a new shuffle, and starts the next pass. MMEngine's iterator also logs a warning and
     sleeps 2 seconds there, a 2020 workaround for a dataloader deadlock that its maintainers could
-    no longer reproduce (open-mmlab/mmcv#1912); this one goes on at once and silently.
+    no longer reproduce (open-mmlab/mmcv#1912); this one goes on at once and silently. A new
+    pass draws its workers' base seed with the global generator restored afterwards, so that
+    training's random streams do not depend on where passes start (a resumed run starts its
+    first pass elsewhere).
 
     Args:
         dataloader (DataLoader): The dataloader.
         first_pass (Iterator): The dataloader's iterator of its first pass, already started
-            (MMEngine's loop starts it when it is built), continued as epoch 0.
+            (MMEngine's loop starts it when it is built), continued as epoch ``first_epoch``.
+        first_epoch (int): The epoch of the first pass. Defaults to 0.
     """
 
-    def __init__(self, dataloader: DataLoader, first_pass: Iterator) -> None:
+    def __init__(self, dataloader: DataLoader, first_pass: Iterator, first_epoch: int = 0) -> None:
         self.dataloader = dataloader
-        self.epoch = 0
+        self.epoch = first_epoch
         self._pass = first_pass
 
     def __iter__(self) -> 'EpochCycler':
@@ -69,39 +85,129 @@ class EpochCycler:
                                   None)
             if hasattr(sampler, 'set_epoch'):
                 sampler.set_epoch(self.epoch)
-            self._pass = iter(self.dataloader)
+            with torch.random.fork_rng(devices=[]):
+                self._pass = iter(self.dataloader)
             return next(self._pass)
 
 
 @LOOPS.register_module()
-class NoPauseIterBasedTrainLoop(IterBasedTrainLoop):
-    """MMEngine's ``IterBasedTrainLoop`` without its 2-second sleep at every epoch end.
+class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
+    """MMEngine's ``IterBasedTrainLoop``, resumed exactly without replaying data or skipping a
+    validation, and without the 2-second pause at every epoch end.
 
-    Only loops whose sampler ends (``DefaultSampler``, as DINO's epochs need) reach an epoch
-    end; a DINO run of 300 epochs slept 10 minutes, on APTOS 2019 one epoch is 10 iterations of
-    256 images. The batches come from an :class:`EpochCycler`, which draws the same batches as
-    MMEngine's iterator; everything else is MMEngine's loop, ``--resume`` included (the batches
-    skipped to the saved iteration are drawn through the same iterator).
+    * **Resume without replaying data.** MMEngine's loop reads every batch before the resumed
+      iteration through the data pipeline again (a DINO run resumed near its end decodes the
+      dataset hundreds of times). Run by :class:`~medtrans.engine.MedtransRunner`, which knows
+      the checkpoint before the loop is built, the loop starts its sampler at the resumed
+      iteration instead: a :class:`~medtrans.datasets.ResumableInfiniteSampler` or
+      :class:`~medtrans.datasets.ResumableDefaultSampler` over a dataset with
+      :class:`~medtrans.datasets.SeededSamplesMixin`, whose samples are augmented under seeds
+      of their own, so the batches are those of the uninterrupted run. With any other sampler
+      or dataset, or the plain Runner, the loop replays as MMEngine's does (and logs why).
+    * **A pending validation runs first.** A checkpoint written at an iteration that validates
+      is written before the validation (MMEngine's order) and marked ``validation_pending``
+      (:class:`~medtrans.engine.hooks.SafeResumeHook`, which writes it again, unmarked, after
+      the validation). A run resumed from a marked checkpoint, i.e. killed during that
+      validation or while the checkpoint was rewritten, validates first, with the random
+      streams of the uninterrupted run, then trains on.
+    * **No pause.** Only loops whose sampler ends (``DefaultSampler``, as DINO's epochs need)
+      reach an epoch end; a DINO run of 300 epochs slept 10 minutes there. The batches come from
+      an :class:`EpochCycler`, which draws the same batches as MMEngine's iterator.
+
+    Args: as :class:`mmengine.runner.IterBasedTrainLoop`.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # MMEngine's __init__ has started the dataloader's first pass (workers, base seed):
-        # the cycler continues that pass rather than start another.
-        self.dataloader_iterator = EpochCycler(self.dataloader, started_dataloader_pass(self))
+    def __init__(self, runner, dataloader: Union[DataLoader, Dict], max_iters: int,
+                 val_begin: int = 1, val_interval: int = 1000,
+                 dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
+        dataloader = build_loop_dataloader(runner, dataloader)
+        checkpoint = getattr(runner, 'resume_from', None)
+        meta = checkpoint_meta(checkpoint) if checkpoint else {}
+        #: The iteration the sampler starts at, and whether that iteration's validation is due.
+        self._resume_iter = int(meta.get('iter', 0))
+        self._validation_pending = bool(meta.get('validation_pending', False))
+        self._replay_reason = _start_sampler(dataloader, self._resume_iter)
+        first_epoch = 0
+        if self._replay_reason is None and isinstance(dataloader.sampler, DefaultSampler):
+            first_epoch = self._resume_iter // len(dataloader)
+        super().__init__(runner, dataloader, max_iters=max_iters, val_begin=val_begin,
+                         val_interval=val_interval, dynamic_intervals=dynamic_intervals)
+        # MMEngine's __init__ has started the dataloader's first pass (workers, base seed) at
+        # the sampler's start: the cycler continues that pass rather than start another.
+        self.dataloader_iterator = EpochCycler(self.dataloader, started_dataloader_pass(self),
+                                               first_epoch)
+
+    def validates_after(self, iteration: int) -> bool:
+        """Whether the loop validates once ``iteration`` iterations are done (MMEngine's rule,
+        dynamic intervals included)."""
+        interval = self.dynamic_intervals[bisect.bisect(self.dynamic_milestones, iteration + 1)
+                                          - 1]
+        return (self.runner.val_loop is not None and iteration >= self.val_begin
+                and (iteration % interval == 0 or iteration == self._max_iters))
+
+    def run(self) -> torch.nn.Module:
+        """MMEngine's ``run``, with the resume above: no replay where the sampler started at the
+        resumed iteration, and a pending validation first."""
+        self.runner.call_hook('before_train')
+        self.runner.call_hook('before_train_epoch')
+        if self._iter > 0:
+            resumed_here = self._iter == self._resume_iter and self._replay_reason is None
+            if resumed_here:
+                print_log(f'Resumed at iteration {self._iter}: the sampler starts there, no '
+                          'batch is read again.', logger='current')
+            else:
+                print_log(f'Advance dataloader {self._iter} steps to skip data that has already '
+                          f'been trained: {self._replay_reason or "the sampler started elsewhere"}'
+                          , logger='current', level=logging.WARNING)
+                for _ in range(self._iter):
+                    next(self.dataloader_iterator)
+            if self._validation_pending and self._iter == self._resume_iter:
+                print_log(f'The validation at iteration {self._iter} did not finish before the '
+                          'run stopped: validating first.', logger='current')
+                self.runner.val_loop.run()
+        while self._iter < self._max_iters and not self.stop_training:
+            self.runner.model.train()
+            data_batch = next(self.dataloader_iterator)
+            self.run_iter(data_batch)
+            self._decide_current_val_interval()
+            if self.validates_after(self._iter):
+                self.runner.val_loop.run()
+        self.runner.call_hook('after_train_epoch')
+        self.runner.call_hook('after_train')
+        return self.runner.model
+
+
+def _start_sampler(dataloader: DataLoader, iteration: int) -> Optional[str]:
+    """Start the dataloader's sampler at ``iteration``'s batch, or say why it cannot."""
+    if iteration == 0:
+        return None
+    sampler, dataset = dataloader.sampler, dataloader.dataset
+    if not isinstance(sampler, (ResumableDefaultSampler, ResumableInfiniteSampler)):
+        return (f'{type(sampler).__name__} cannot start mid-order; use ResumableInfiniteSampler '
+                'or ResumableDefaultSampler')
+    if not isinstance(dataset, SeededSamplesMixin):
+        return (f'{type(dataset).__name__} does not augment samples under their own seeds '
+                '(SeededSamplesMixin)')
+    if dataloader.batch_size is None:
+        return 'the dataloader has a batch sampler of its own'
+    if isinstance(sampler, ResumableInfiniteSampler):
+        sampler.start_at(iteration * dataloader.batch_size)
+    else:
+        epoch, batch = divmod(iteration, len(dataloader))
+        sampler.start_at(batch * dataloader.batch_size, epoch)
+    return None
 
 
 @LOOPS.register_module()
-class IterBasedEpochsTrainLoop(NoPauseIterBasedTrainLoop):
-    """:class:`NoPauseIterBasedTrainLoop` with its length and validation interval in epochs.
+class IterBasedEpochsTrainLoop(ResumableIterBasedTrainLoop):
+    """:class:`ResumableIterBasedTrainLoop` with its length and validation interval in epochs.
 
     Schedules written in epochs (DINO's 300 epochs, 10 warm-up epochs) then need no dataset
     size in the config: the loop runs ``max_epochs * epoch_length`` iterations, where
     :func:`epoch_length` is the per-process length of the training dataloader. Everything else
     is the iteration-based loop's: checkpoints by iteration, and ``--resume`` continues exactly
-    at the saved iteration (an epoch-based loop would restart the epoch). Use a
-    ``DefaultSampler`` with ``persistent_workers=True``, so that the data loader's workers keep
-    their random streams across epochs and a resumed run replays them.
+    at the saved iteration (an epoch-based loop would restart the epoch) without reading the
+    skipped batches, with a :class:`~medtrans.datasets.ResumableDefaultSampler`.
 
     Args:
         runner (Runner): The runner.

@@ -11,7 +11,9 @@ import os.path as osp
 
 import torch
 
-__all__ = ['safe_load', 'UnsafeCheckpointError', 'install_safe_checkpoint_loader']
+from medtrans.utils.plain_state import from_plain
+
+__all__ = ['safe_load', 'checkpoint_meta', 'UnsafeCheckpointError', 'install_safe_checkpoint_loader']
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -53,6 +55,18 @@ def safe_load(filename: str, map_location=None) -> dict:
             'checkpoint with weights_only=True. If you trust the file, re-save its tensors '
             '(torch.save(state_dict)) or convert it to .safetensors. Details: '
             f'{_unpickler_reason(err)}') from None
+
+
+def checkpoint_meta(filename: str) -> dict:
+    """The ``meta`` of a checkpoint (``epoch``, ``iter``...), read without loading its tensors.
+
+    The file is memory-mapped (``mmap=True``), so only its small pickled part is read, and
+    loaded ``weights_only``; values that :class:`~medtrans.engine.hooks.SafeResumeHook`
+    encoded are decoded.
+    """
+    checkpoint = torch.load(
+        osp.expanduser(str(filename)), map_location='cpu', weights_only=True, mmap=True)
+    return from_plain(checkpoint.get('meta', {}))
 
 
 def _unpickler_reason(err: Exception) -> str:

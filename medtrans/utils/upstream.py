@@ -17,7 +17,8 @@ __all__ = [
     'build_loop_dataloader', 'train_loop_is_config', 'train_loop_built', 'runner_load_from',
     'save_checkpoint_at_step', 'started_dataloader_pass', 'amp_static_loss_scale',
     'accumulative_counts', 'dataset_metainfo', 'vit_pos_embed', 'is_batch_norm',
-    'foreach_norm', 'foreach_mul_', 'foreach_add_', 'RUNNER_OVERRIDES'
+    'foreach_norm', 'foreach_mul_', 'foreach_add_', 'RUNNER_OVERRIDES',
+    'CHECKPOINT_HOOK_OVERRIDES'
 ]
 
 #: Protected methods of MMEngine's ``Runner`` that :class:`~medtrans.engine.MedtransRunner`
@@ -28,6 +29,13 @@ __all__ = [
 #: the networks in place instead. No public hook runs at either point. Checked against mmengine
 #: 0.10.7.
 RUNNER_OVERRIDES = ('_init_model_weights', '_maybe_compile')
+
+#: Protected methods of MMEngine's ``CheckpointHook`` that
+#: :class:`~medtrans.engine.hooks.CrashSafeCheckpointHook` overrides. ``_save_checkpoint_with_step``
+#: removes the oldest checkpoint (when ``max_keep_ckpts > 0``) before it writes the new one; the
+#: override does that bookkeeping itself, calls it with ``max_keep_ckpts=-1`` and removes the old
+#: file after the write. Checked against mmengine 0.10.7.
+CHECKPOINT_HOOK_OVERRIDES = ('_save_checkpoint_with_step',)
 
 
 def build_loop_dataloader(runner, dataloader):

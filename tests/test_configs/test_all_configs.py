@@ -83,7 +83,7 @@ def _one_iteration_of_epochs(cfg: Config) -> None:
 #: one validation if the config validates. A new loop adds its entry.
 ONE_ITERATION: Dict[str, Callable[[Config], None]] = {
     'IterBasedTrainLoop': _one_iteration_of_iterations,
-    'NoPauseIterBasedTrainLoop': _one_iteration_of_iterations,
+    'ResumableIterBasedTrainLoop': _one_iteration_of_iterations,
     'IterBasedEpochsTrainLoop': _one_iteration_of_epochs,
 }
 

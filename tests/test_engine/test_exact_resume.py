@@ -1,17 +1,18 @@
-"""A run killed with SIGKILL and resumed ends exactly like an uninterrupted run.
+"""Exact resume: a run killed (SIGKILL) at any point and resumed ends where an uninterrupted run
+does, bit for bit.
 
-Written once for every resumable tiny config: a new algorithm joins by adding its tiny config to
-``RESUMABLE_CONFIGS``, with a function that writes its data and returns the dataset fields that
-read it. Each config is run twice on the CPU with a fixed seed and the deterministic switch:
-once uninterrupted, and once killed at an iteration drawn with a seed (``MEDTRANS_KILL_SEED``,
-default 0) and resumed with ``--resume``; the two must agree bit for bit (a run that is not
-deterministic fails this too). The kill point is printed and named in every failure;
-``MEDTRANS_KILL_AT=N`` repeats a given one.
+Each tiny config in ``RESUMABLE_CONFIGS`` (with a function that writes its data and returns the
+dataset fields that read it) is run on the CPU with a fixed seed and the deterministic switch:
+once uninterrupted, and once killed and resumed with ``--resume`` at each of its kill points
+(:mod:`test_engine.kill_points`, loaded into the killed run only): inside a training step, during
+a validation, and while the checkpoint is written again after that validation. The iteration is
+drawn with a seed (``MEDTRANS_KILL_SEED``, default 0); the kill point is printed and named in
+every failure, and ``MEDTRANS_KILL_AT=N`` repeats a given one. The final checkpoints must agree in
+every entry, and no temporary file may be left.
 """
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from medtrans.engine import latest_checkpoint
+from medtrans.fileio import checkpoint_meta
 from medtrans.testing import make_synthetic_isic2018
 from medtrans.testing.layouts.aptos import aptos2019_layout
 from medtrans.utils.plain_state import from_plain
@@ -40,13 +43,16 @@ def _aptos2019(root: Path) -> dict:
     return dict(aptos2019_layout(str(root)).dataset_cfg)
 
 
-#: (tiny config, its data writer)
+#: (tiny config, its data writer, its kill points); DINO validates nothing.
 RESUMABLE_CONFIGS = [
-    (CONFIGS / 'tiny_deeplab3_deit_isic2018.py', _isic2018),
-    (CONFIGS / 'tiny_dino_deit_isic2018.py', _isic2018),
-    (CONFIGS / 'tiny_cls_deit_aptos2019.py', _aptos2019),
+    (CONFIGS / 'tiny_deeplab3_deit_isic2018.py', _isic2018, ('train', 'val', 'rewrite')),
+    (CONFIGS / 'tiny_dino_deit_isic2018.py', _isic2018, ('train',)),
+    (CONFIGS / 'tiny_cls_deit_aptos2019.py', _aptos2019, ('train', 'val', 'rewrite')),
 ]
+CASES = [(config, writer, point) for config, writer, points in RESUMABLE_CONFIGS
+         for point in points]
 MAX_ITERS = 12
+VALIDATIONS = (4, 8)  # validation every 4 iterations; the one at 12 ends the run
 
 pytestmark = pytest.mark.slow
 
@@ -57,15 +63,16 @@ def _command(config, data, work_dir, resume=False):
                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
                if cfg.get(loader) is not None for key, value in data.items()]
     options += [f'train_cfg.max_iters={MAX_ITERS}', 'train_cfg.val_interval=4',
-                'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=3',
+                'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=1',
                 'default_hooks.logger.interval=1', 'randomness.seed=7',
                 'randomness.deterministic=True']
     return ([sys.executable, 'tools/train.py', str(config), '--work-dir', str(work_dir)] +
             (['--resume'] if resume else []) + ['--cfg-options', *options])
 
 
-def _env():
-    return dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+def _env(**extra):
+    return dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=f'{REPO}{os.pathsep}{REPO / "tests"}',
+                OMP_NUM_THREADS='1', **extra)
 
 
 def _train(config, data, work_dir, resume=False):
@@ -75,21 +82,17 @@ def _train(config, data, work_dir, resume=False):
     return result.stdout + result.stderr
 
 
-def _train_and_kill(config, data, work_dir, kill_at):
-    """Start a run and SIGKILL it as soon as it logs iteration ``kill_at``."""
-    proc = subprocess.Popen(_command(config, data, work_dir), cwd=REPO, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    pattern = re.compile(rf'Iter\(train\) \[\s*{kill_at}/{MAX_ITERS}\]')
-    try:
-        for line in proc.stdout:
-            if pattern.search(line):
-                proc.send_signal(signal.SIGKILL)
-                break
-        else:
-            pytest.fail(f'run ended before iteration {kill_at}')
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+def _train_and_kill(config, data, work_dir, point, iteration):
+    """Run ``config`` with the kill-point hook, which SIGKILLs it at ``point:iteration``."""
+    killing = work_dir.parent / f'{work_dir.name}_config.py'
+    killing.write_text(
+        f"_base_ = ['{config}']\n"
+        "custom_imports = dict(imports=['test_engine.kill_points'], allow_failed_imports=False)\n"
+        "custom_hooks = _base_.custom_hooks + [dict(type='KillPointHook')]\n")
+    result = subprocess.run(_command(killing, data, work_dir), cwd=REPO, timeout=600,
+                            env=_env(MEDTRANS_KILL_POINT=f'{point}:{iteration}'),
+                            capture_output=True, text=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-5000:]
 
 
 # Values that name a run, time it or name the code's commit (mmengine_version ends with the git
@@ -156,27 +159,44 @@ def _assert_same(a, b, context):
     assert not diffs, f'{context}: {len(diffs)} differences, first: ' + '; '.join(diffs[:5])
 
 
-def _kill_point():
+def _kill_at(point):
     """The iteration to kill at: ``MEDTRANS_KILL_AT``, or drawn with ``MEDTRANS_KILL_SEED``."""
     if os.environ.get('MEDTRANS_KILL_AT'):
         return int(os.environ['MEDTRANS_KILL_AT']), 'from MEDTRANS_KILL_AT'
     seed = int(os.environ.get('MEDTRANS_KILL_SEED', 0))
-    return random.Random(seed).randint(3, MAX_ITERS - 2), f'drawn with MEDTRANS_KILL_SEED={seed}'
+    rng = random.Random(f'{seed}{point}')
+    iteration = rng.randint(3, MAX_ITERS - 2) if point == 'train' else rng.choice(VALIDATIONS)
+    return iteration, f'drawn with MEDTRANS_KILL_SEED={seed}'
 
 
-@pytest.mark.parametrize('config, write_data', RESUMABLE_CONFIGS,
-                         ids=[config.stem for config, _ in RESUMABLE_CONFIGS])
-def test_killed_and_resumed_run_matches_uninterrupted(config, write_data, tmp_path):
+_REFERENCES = {}  # config -> final state of its uninterrupted run (per test process)
+
+
+@pytest.mark.parametrize('config, write_data, point', CASES,
+                         ids=[f'{config.stem}-{point}' for config, _, point in CASES])
+def test_killed_and_resumed_run_matches_uninterrupted(config, write_data, point, tmp_path,
+                                                      tmp_path_factory):
     data = write_data(tmp_path / 'data')
-    _train(config, data, tmp_path / 'uninterrupted')
-    reference = _final_state(tmp_path / 'uninterrupted')
+    if config not in _REFERENCES:
+        reference_dir = tmp_path_factory.mktemp('uninterrupted')
+        _train(config, write_data(reference_dir / 'data'), reference_dir / 'run')
+        _REFERENCES[config] = _final_state(reference_dir / 'run')
 
-    kill_at, origin = _kill_point()
-    context = f'killed at iteration {kill_at} ({origin}; MEDTRANS_KILL_AT={kill_at} repeats it)'
+    iteration, origin = _kill_at(point)
+    context = (f'killed at {point}:{iteration} ({origin}; MEDTRANS_KILL_AT={iteration} repeats '
+               'it)')
     print(context)
     killed = tmp_path / 'killed'
-    _train_and_kill(config, data, killed, kill_at)
+    _train_and_kill(config, data, killed, point, iteration)
     assert not (killed / f'iter_{MAX_ITERS}.pth').exists()
+    temporary = list(killed.rglob('.*.tmp'))
+    if point == 'rewrite':  # the kill landed in the rewrite, which left its temporary file
+        assert [p.name.split('.pth.')[0] for p in temporary] == [f'.iter_{iteration}'], context
+    if point != 'train':  # resumed from the checkpoint written before the validation
+        assert checkpoint_meta(latest_checkpoint(str(killed)))['validation_pending'], context
+
     log = _train(config, data, killed, resume=True)
-    assert 'Advance dataloader' in log, context  # it resumed mid-run, not from scratch
-    _assert_same(reference, _final_state(killed), context)
+    assert 'Resumed at iteration' in log, context  # mid-run, without replaying the data
+    assert ('validating first' in log) == (point != 'train'), context
+    assert not list(killed.rglob('.*.tmp')), context
+    _assert_same(_REFERENCES[config], _final_state(killed), context)

@@ -1,4 +1,4 @@
-"""NoPauseIterBasedTrainLoop draws MMEngine's batches without its pause at each epoch end."""
+"""ResumableIterBasedTrainLoop draws MMEngine's batches without its pause at each epoch end."""
 import mmengine.runner.loops
 import pytest
 import torch
@@ -6,7 +6,7 @@ from mmengine.dataset import DefaultSampler
 from mmengine.runner.loops import IterBasedTrainLoop
 from torch.utils.data import DataLoader
 
-from medtrans.engine import IterBasedEpochsTrainLoop, NoPauseIterBasedTrainLoop
+from medtrans.engine import IterBasedEpochsTrainLoop, ResumableIterBasedTrainLoop
 
 
 def _dataloader():
@@ -23,7 +23,7 @@ def _draw(loop_type, monkeypatch, **kwargs):
     return batches, sleeps
 
 
-@pytest.mark.parametrize('loop_type,kwargs', [(NoPauseIterBasedTrainLoop, dict(max_iters=10)),
+@pytest.mark.parametrize('loop_type,kwargs', [(ResumableIterBasedTrainLoop, dict(max_iters=10)),
                                               (IterBasedEpochsTrainLoop, dict(max_epochs=4))])
 def test_same_batches_as_mmengine_without_the_pause(loop_type, kwargs, monkeypatch):
     expected, mmengine_sleeps = _draw(IterBasedTrainLoop, monkeypatch, max_iters=10)
@@ -45,7 +45,7 @@ class _CountedLoader(DataLoader):
         return super().__iter__()
 
 
-@pytest.mark.parametrize('loop_type,kwargs', [(NoPauseIterBasedTrainLoop, dict(max_iters=10)),
+@pytest.mark.parametrize('loop_type,kwargs', [(ResumableIterBasedTrainLoop, dict(max_iters=10)),
                                               (IterBasedEpochsTrainLoop, dict(max_epochs=4))])
 def test_one_first_pass_and_the_same_random_state_as_mmengine(loop_type, kwargs):
     # Each pass draws its base seed from the global generator: a second first pass would shift

@@ -235,3 +235,25 @@ def test_RUNNER_OVERRIDES():
                         if name.startswith('_') and not name.startswith('__')
                         and hasattr(Runner, name))
     assert overridden == sorted(upstream.RUNNER_OVERRIDES)
+
+
+def test_CHECKPOINT_HOOK_OVERRIDES():
+    from mmengine.hooks import CheckpointHook
+
+    from medtrans.engine.hooks import CrashSafeCheckpointHook
+
+    method = getattr(CheckpointHook, '_save_checkpoint_with_step', None)
+    _pinned('CHECKPOINT_HOOK_OVERRIDES', method is not None
+            and list(inspect.signature(method).parameters) == ['self', 'runner', 'step', 'meta'],
+            'CheckpointHook._save_checkpoint_with_step is gone or takes other arguments')
+    source = inspect.getsource(method)
+    # The override relies on max_keep_ckpts <= 0 turning MMEngine's rotation off, and on the
+    # rotation coming before the write.
+    _pinned('CHECKPOINT_HOOK_OVERRIDES',
+            -1 < source.find('if self.max_keep_ckpts > 0:') < source.find('runner.save_checkpoint('),
+            'CheckpointHook._save_checkpoint_with_step no longer rotates under '
+            '"if self.max_keep_ckpts > 0:" before it saves')
+    overridden = sorted(name for name in vars(CrashSafeCheckpointHook)
+                        if name.startswith('_') and not name.startswith('__')
+                        and hasattr(CheckpointHook, name))
+    assert overridden == sorted(upstream.CHECKPOINT_HOOK_OVERRIDES)

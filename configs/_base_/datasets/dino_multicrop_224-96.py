@@ -54,14 +54,15 @@ dino_views = dict(
 dino_pack = dict(type='mmpretrain.PackInputs')
 # Batch 256 in all (4 GPUs x 64), as the study; DINO's linear scaling rule sets the LR for
 # another total (`auto_scale_lr`). An epoch is one pass over the training split (the last
-# partial batch dropped, as DINO); a DefaultSampler gives each process its share, and
-# persistent workers keep their random streams across epochs (exact resume).
+# partial batch dropped, as DINO); the sampler gives each process its share and each sample a
+# seed of its own to be augmented with, so a resumed run starts there without reading the
+# skipped batches (medtrans.datasets.samplers).
 dino_train_dataloader = dict(
     batch_size=64,
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='ResumableDefaultSampler', shuffle=True),
     drop_last=True,
     collate_fn=dict(type='default_collate'))
 dino_auto_scale_lr = dict(base_batch_size=256, enable=True)

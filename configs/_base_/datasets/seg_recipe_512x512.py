@@ -38,7 +38,7 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
     dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,

@@ -17,7 +17,7 @@ param_scheduler = [
         type='AutoReduceOnPlateauLR', monitor='auto', rule='greater', factor=0.1, patience=4,
         min_value=1e-6, by_epoch=True),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=20000, val_interval=val_interval)
+train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=20000, val_interval=val_interval)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
@@ -25,7 +25,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=val_interval, max_keep_ckpts=1,
+        type='CrashSafeCheckpointHook', by_epoch=False, interval=val_interval, max_keep_ckpts=1,
         save_best='auto', rule='greater', save_last=True,
         backend_args=dict(backend='medtrans_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),

@@ -48,8 +48,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=checkpoint_interval, max_keep_ckpts=1,
-        save_last=True, backend_args=dict(backend='medtrans_atomic_local')),
+        type='CrashSafeCheckpointHook', by_epoch=False, interval=checkpoint_interval,
+        max_keep_ckpts=1, save_last=True, backend_args=dict(backend='medtrans_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 # The runtime's hooks (default_runtime.py), with DINO's after SafeResumeHook.

@@ -7,7 +7,7 @@ from mmengine.hooks import CheckpointHook, Hook
 
 from medtrans.registry import HOOKS
 from medtrans.utils.plain_state import from_plain, to_plain
-from medtrans.utils.upstream import save_checkpoint_at_step
+from medtrans.utils.upstream import save_checkpoint_at_step, train_loop_built
 
 __all__ = ['SafeResumeHook']
 
@@ -25,9 +25,12 @@ class SafeResumeHook(Hook):
     with ``weights_only=True``, so a resume file, like a weight file from outside, can never run
     code.
 
-    A checkpoint written at an iteration that also validates is written again after the
-    validation (MMEngine does so only when the best score improved), so that a resume from it
-    does not skip the validation's effects.
+    A checkpoint written at an iteration that also validates is written before the validation
+    (MMEngine's order) and marked ``meta['validation_pending']``, where the train loop says so
+    (:meth:`~medtrans.engine.ResumableIterBasedTrainLoop.validates_after`); it is written again,
+    unmarked, after the validation (MMEngine does so only when the best score improved). A run
+    killed in between resumes from the marked file, and the loop validates first, so no kill
+    point skips the validation's effects (the reduce-on-plateau step, the logged metrics).
 
     It runs last on save (priority ``LOWEST``) so that it sees what other hooks added.
     """
@@ -38,13 +41,18 @@ class SafeResumeHook(Hook):
         self._loaded_rng_state = None
         self._train_rng_state = None  # set while validating
         self._saved_before_val = None  # (epoch, iter) of a checkpoint written before validation
+        self._loaded_pending = None  # the same, of a loaded checkpoint marked validation_pending
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         validating = self._train_rng_state is not None
         # During validation (a best checkpoint) the training streams are the ones stashed.
         checkpoint['rng_state'] = self._train_rng_state if validating else _get_rng_state()
-        self._saved_before_val = (
-            None if validating else (checkpoint['meta']['epoch'], checkpoint['meta']['iter']))
+        meta = checkpoint['meta']
+        self._saved_before_val = None if validating else (meta['epoch'], meta['iter'])
+        loop = runner.train_loop if train_loop_built(runner) else None
+        validates_after = getattr(loop, 'validates_after', None)
+        meta['validation_pending'] = bool(
+            not validating and validates_after is not None and validates_after(meta['iter']))
         for key in _run_state_keys(checkpoint):
             checkpoint[key] = to_plain(checkpoint[key], key)
 
@@ -52,15 +60,21 @@ class SafeResumeHook(Hook):
         for key in _run_state_keys(checkpoint):
             checkpoint[key] = from_plain(checkpoint[key])
         self._loaded_rng_state = checkpoint.get('rng_state')
+        meta = checkpoint.get('meta', {})
+        self._loaded_pending = ((meta.get('epoch'), meta.get('iter'))
+                                if meta.get('validation_pending') else None)
 
     def before_train(self, runner) -> None:
         # Only a resumed run (iter > 0) continues the saved random streams: a run that merely
         # starts from a checkpoint's weights (load_from) keeps the streams of its own seed.
-        # Data workers are re-seeded by MMEngine and replay the skipped batches, so the data
-        # stream matches too when num_workers > 0.
+        # The data stream matches through the sampler (each sample's own seed), or, with other
+        # samplers, through MMEngine's replay of the skipped batches.
         if runner.iter > 0 and self._loaded_rng_state is not None:
             _set_rng_state(self._loaded_rng_state)
-        self._loaded_rng_state = None
+        # The loop runs a pending validation first; the checkpoint is written again after it.
+        if runner.iter > 0:
+            self._saved_before_val = self._loaded_pending
+        self._loaded_rng_state = self._loaded_pending = None
 
     def before_val_epoch(self, runner) -> None:
         # Validation draws from the global generators (each new DataLoader iterator draws its

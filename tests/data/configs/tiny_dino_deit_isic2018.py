@@ -49,13 +49,13 @@ train_dataloader = dict(
     batch_size=4,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='ResumableDefaultSampler', shuffle=True),
     drop_last=True,
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='ISIC2018Task1Dataset', data_root='data/ISIC2018', split='train',
         pipeline=[dict(type='LoadImageStrict'), views, dict(type='mmpretrain.PackInputs')]))
-train_cfg = dict(_delete_=True, type='NoPauseIterBasedTrainLoop', max_iters=12)
+train_cfg = dict(_delete_=True, type='ResumableIterBasedTrainLoop', max_iters=12)
 val_cfg = None  # the k-NN validation is tested in tests/test_configs/test_dino_configs.py
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=1,

@@ -1,0 +1,40 @@
+"""A checkpoint hook that never leaves a run without a checkpoint."""
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
+
+from medtrans.registry import HOOKS
+
+__all__ = ['CrashSafeCheckpointHook']
+
+
+@HOOKS.register_module()
+class CrashSafeCheckpointHook(CheckpointHook):
+    """MMEngine's ``CheckpointHook``, removing the oldest checkpoint only once the new one is
+    written.
+
+    With ``max_keep_ckpts``, MMEngine removes the oldest checkpoint before it writes the next.
+    With the schedules' ``max_keep_ckpts=1``, a run killed while its new checkpoint is written
+    (seconds for a ViT with its optimizer state) is left with none: ``--resume`` would start it
+    again from the beginning. This hook keeps MMEngine's bookkeeping (``keep_ckpt_ids`` in the
+    message hub, saved in the new checkpoint) and removes the old file after the new one is in
+    place, which the atomic backend makes complete. Everything else is MMEngine's.
+    """
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        limit, stale = self.max_keep_ckpts, None
+        if limit > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == limit:
+                stale = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        self.max_keep_ckpts = -1  # MMEngine's rotation, done above, would remove first
+        try:
+            super()._save_checkpoint_with_step(runner, step, meta)
+        finally:
+            self.max_keep_ckpts = limit
+        if stale is not None and is_main_process():
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(stale))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):  # DeepSpeed writes folders
+                self.file_backend.rmtree(path)

@@ -1,0 +1,57 @@
+"""Test plugin: a hook that SIGKILLs its own process at the point ``MEDTRANS_KILL_POINT`` names.
+
+``train:<i>``: inside the training step of iteration ``i`` (1-based, as logged), in the model's
+forward pass. ``val:<i>``: in the validation after iteration ``i``, after its first batch.
+``rewrite:<i>``: while the checkpoint of iteration ``i`` is written again after that validation
+(:class:`~medtrans.engine.hooks.SafeResumeHook`), as soon as the atomic writer's temporary file
+appears; the kill then lands while it is written or synced, before the rename.
+"""
+import os
+import signal
+import threading
+import time
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from medtrans.registry import HOOKS
+
+
+def _kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class KillPointHook(Hook):
+
+    priority = 'VERY_LOW'  # after the CheckpointHook's validation work, before SafeResumeHook
+
+    def __init__(self) -> None:
+        point, _, iteration = os.environ['MEDTRANS_KILL_POINT'].partition(':')
+        self.point, self.iteration = point, int(iteration)
+        self.armed = False
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model.register_forward_pre_hook(lambda *_: _kill() if self.armed else None)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self.armed = self.point == 'train' and runner.iter + 1 == self.iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.armed = False
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self.point == 'val' and runner.iter == self.iteration:
+            _kill()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self.point == 'rewrite' and runner.iter == self.iteration:
+            work_dir, prefix = runner.work_dir, f'.iter_{self.iteration}.pth.'
+
+            def watch():
+                while not any(name.startswith(prefix) for name in os.listdir(work_dir)):
+                    time.sleep(0.0002)
+                _kill()
+
+            threading.Thread(target=watch, daemon=True).start()
