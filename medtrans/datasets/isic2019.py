@@ -24,7 +24,9 @@ _LAYOUT = """\
   <data_root>/
     ISIC_2019_Training_GroundTruth.csv   image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK (one-hot)
     ISIC_2019_Training_Input/<image>.jpg
-    ISIC_2019_Training_Metadata.csv      (optional) image,...,lesion_id,..."""
+    ISIC_2019_Training_Metadata.csv      image,...,lesion_id,... (unless lesion_groups=False)"""
+#: Where the tables are published; the metadata is the challenge's "Training Metadata".
+_SOURCE = 'https://challenge.isic-archive.com/data/#2019'
 
 
 def read_isic2019_ground_truth(path: str) -> Tuple[CsvTable, List[Tuple[int, str, int]]]:
@@ -117,38 +119,42 @@ class ISIC2019Dataset(BaseClsDataset):
     """ISIC 2019 skin lesion classification, read from the official challenge layout.
 
     The data are published at https://challenge.isic-archive.com/data/#2019 (25,331 training
-    images). Under ``data_root``:
+    images; the ground truth and the metadata are the challenge's "Training Ground Truth" and
+    "Training Metadata"). Under ``data_root``:
 
     .. code-block:: none
 
         ISIC_2019_Training_GroundTruth.csv   image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK
         ISIC_2019_Training_Input/<image>.jpg
-        ISIC_2019_Training_Metadata.csv      (optional) image,age_approx,...,lesion_id,...
+        ISIC_2019_Training_Metadata.csv      image,age_approx,...,lesion_id,...
 
     The ground truth is one-hot, 0/1 or 0.0/1.0, exactly one 1 per row; the classes are its
     nine columns, UNK included (no training image has it). Ids are used as written, a
     ``_downsampled`` suffix included, and name the image files. Every row needs its image, and
     every ``.jpg`` in the input folder its row.
 
-    With the metadata, the split is grouped by lesion: the images of one ``lesion_id`` stay in
-    one split (each image with a blank ``lesion_id`` is its own group) and ``group`` in each
-    sample carries the lesion, for ``check_dataset``'s leakage check. The study divides the
+    The split is grouped by lesion, as the study's is: the images of one ``lesion_id`` of the
+    metadata stay in one split (an image with a blank ``lesion_id`` is a lesion of its own), and
+    each sample carries its ``lesion_id``, which ``check_dataset``'s leakage check and the
+    grouped bootstrap of :mod:`medtrans.analysis.bootstrap` read. The study divides the
     training set 80/10/10, seeded and stratified by diagnosis (see
     :class:`~medtrans.datasets.classification.BaseClsDataset` for the arguments, ``split='all'``
     and the split file); its metric is balanced recall.
 
     Args:
         data_root (str): Folder holding the official layout.
-        lesion_groups (bool, optional): Group the split by lesion: True requires the metadata
-            table, False ignores it, None uses it if it exists. The split file records the
-            choice, so a split made otherwise is refused. Defaults to None.
+        lesion_groups (bool): Group the split by lesion, which requires the metadata table;
+            False ignores the metadata and divides the images one by one (then images of one
+            lesion may fall in both training and test: not the study's protocol). The split
+            file records the choice, so a split made otherwise is refused. Defaults to True.
         **kwargs: Arguments of :class:`~medtrans.datasets.classification.BaseClsDataset`.
 
     Raises:
-        FileNotFoundError: Missing ``data_root``, table, input folder or image.
-        ValueError: A malformed table: a cell other than 0/1, a row with zero or several
-            positives, a repeated or malformed id, an image without a row, metadata for other
-            images; each names the file and line.
+        FileNotFoundError: Missing ``data_root``, table, input folder or image; the metadata
+            table is missing (the message says where it is published, and how to opt out).
+        ValueError: ``lesion_groups`` other than True or False; a malformed table: a cell other
+            than 0/1, a row with zero or several positives, a repeated or malformed id, an
+            image without a row, metadata for other images; each names the file and line.
     """
 
     METAINFO = dict(classes=ISIC2019_CLASSES)
@@ -157,7 +163,11 @@ class ISIC2019Dataset(BaseClsDataset):
     SPLIT_RECORD = 'isic2019'
     LAYOUT = _LAYOUT
 
-    def __init__(self, data_root: str, lesion_groups: Optional[bool] = None, **kwargs) -> None:
+    def __init__(self, data_root: str, lesion_groups: bool = True, **kwargs) -> None:
+        if not isinstance(lesion_groups, bool):
+            raise ValueError(f'ISIC2019Dataset: lesion_groups must be True (group the split by '
+                             f'the lesion_id of {_METADATA}) or False (split by image), got '
+                             f'{lesion_groups!r}.')
         self.lesion_groups = lesion_groups
         super().__init__(data_root=data_root, **kwargs)
 
@@ -166,16 +176,24 @@ class ISIC2019Dataset(BaseClsDataset):
 
         Returns:
             list[dict]: ``img_path``, ``sample_id`` (the image id), ``gt_label`` (index into
-            :data:`ISIC2019_CLASSES`) and, when grouped by lesion, ``group``.
+            :data:`ISIC2019_CLASSES`) and, when grouped by lesion, ``lesion_id``.
         """
         table, rows = read_isic2019_ground_truth(osp.join(self.data_root, _GROUND_TRUTH))
         paths = image_paths(table, [(line, image_id) for line, image_id, _ in rows],
                             osp.join(self.data_root, _IMAGES), '.jpg')
         samples = [dict(img_path=path, sample_id=image_id, gt_label=label)
                    for path, (_, image_id, label) in zip(paths, rows)]
-        metadata = osp.join(self.data_root, _METADATA)
-        if self.lesion_groups or (self.lesion_groups is None and osp.lexists(metadata)):
+        if self.lesion_groups:
+            metadata = osp.join(self.data_root, _METADATA)
+            if not osp.lexists(metadata):
+                raise FileNotFoundError(
+                    f'ISIC 2019 metadata table "{metadata}" not found. The study splits ISIC '
+                    '2019 by lesion, so that no lesion has images in two splits, and this '
+                    f'table names each image\'s lesion (lesion_id): download {_METADATA} '
+                    f'("Training Metadata") from the ISIC 2019 challenge site, {_SOURCE}, into '
+                    f'"{self.data_root}". To split by image instead (not the study\'s protocol), '
+                    'set lesion_groups=False on the dataset. Expected the layout:\n' + _LAYOUT)
             lesions = read_isic2019_lesions(metadata, table, rows)
             for sample in samples:
-                sample['group'] = lesions[sample['sample_id']] or sample['sample_id']
+                sample['lesion_id'] = lesions[sample['sample_id']] or sample['sample_id']
         return samples

@@ -28,10 +28,11 @@ __all__ = [
     'record_splits', 'SplitRecordMixin', 'SPLIT_RECORD_DIR', 'GROUP_KEYS', 'group_key'
 ]
 
-#: Data-info keys that name the patient (or lesion, or other group) of a sample, in the order
-#: looked up; samples sharing one are kept in one divided split, and ``check_dataset`` reports
-#: one found in two splits.
-GROUP_KEYS = ('patient_id', 'group')
+#: Data-info keys that name the patient, the lesion or another group of a sample, in the order
+#: looked up; samples sharing one are kept in one divided split, ``check_dataset`` reports one
+#: found in two splits, and the bootstrap intervals of the summaries resample them (the key
+#: names the unit: patients, lesions, groups).
+GROUP_KEYS = ('patient_id', 'lesion_id', 'group')
 
 #: The folder of a run's split records, inside its work dir.
 SPLIT_RECORD_DIR = 'splits'

@@ -85,7 +85,7 @@ def test_a_clean_set_passes_and_every_sample_is_checked(clean_root, tmp_path):
     assert [(s.name, s.num_samples, s.num_checked) for s in report.splits] == [
         ('train', 18, 18), ('val', 2, 2), ('test', 3, 3)]
     assert report.notes == ["patient leakage check not applicable: no data info carries "
-                            "'patient_id' or 'group'"]
+                            "'patient_id' or 'lesion_id' or 'group'"]
     assert report.format().splitlines()[-1] == (
         'Summary: 3 split(s), 23 samples checked, 0 problem(s): OK')
     # The split record lands in the work dir, as in training (the official test split has

@@ -70,7 +70,7 @@ def test_lesions_in_two_splits_and_bad_images_are_all_reported(isic2019_root, tm
     in_train_or_val = set()
     for split in ('train', 'val'):
         ds = ISIC2019Dataset(str(bad), split=split)
-        in_train_or_val.update(ds.get_data_info(i)['group'] for i in range(len(ds)))
+        in_train_or_val.update(ds.get_data_info(i)['lesion_id'] for i in range(len(ds)))
     groups = [p.message.split('"')[1] for p in report.cross_split
               if p.message.startswith('patient/group')]
     assert len(in_train_or_val) == 9 and sorted(groups) == sorted(in_train_or_val)

@@ -65,7 +65,8 @@ def test_full_table_split_is_exact_stratified_and_deterministic(tmp_path, real_g
     root = _full_table_root(tmp_path, real_gt)
     _, labels = _reference_labels(real_gt)
     totals = np.bincount(labels, minlength=9)
-    parts = {s: ISIC2019Dataset(str(root), split=s) for s in ('train', 'val', 'test')}
+    parts = {s: ISIC2019Dataset(str(root), split=s, lesion_groups=False)
+             for s in ('train', 'val', 'test')}
     # Largest remainder of 25331 x (0.8, 0.1, 0.1) = 20264.8, 2533.1, 2533.1.
     assert {s: len(d) for s, d in parts.items()} == dict(train=20265, val=2533, test=2533)
     for split, fraction in (('train', 0.8), ('val', 0.1), ('test', 0.1)):
@@ -73,8 +74,8 @@ def test_full_table_split_is_exact_stratified_and_deterministic(tmp_path, real_g
         assert np.all(np.abs(counts - totals * fraction) <= 1), (split, counts)
     ids = [{d.get_data_info(i)['sample_id'] for i in range(len(d))} for d in parts.values()]
     assert sum(map(len, ids)) == len(set.union(*ids)) == 25331
-    assert 'group' not in parts['train'].get_data_info(0)
-    again = ISIC2019Dataset(str(root), split='test')
+    assert 'lesion_id' not in parts['train'].get_data_info(0)
+    again = ISIC2019Dataset(str(root), split='test', lesion_groups=False)
     assert [again.get_data_info(i) for i in range(0, 2533, 500)] == [
         parts['test'].get_data_info(i) for i in range(0, 2533, 500)]
 
@@ -93,7 +94,7 @@ def test_full_table_split_keeps_each_lesion_in_one_split(tmp_path, real_gt, no_i
         ds = ISIC2019Dataset(str(root), split=split, split_file=str(tmp_path / 'w' / 's.json'))
         sizes[split] = len(ds)
         for i in range(len(ds)):
-            where.setdefault(ds.get_data_info(i)['group'], set()).add(split)
+            where.setdefault(ds.get_data_info(i)['lesion_id'], set()).add(split)
     assert all(len(splits) == 1 for splits in where.values())
     # A blank lesion id makes the image its own group.
     assert len(where) == len({lesion for lesion in lesions[:25331] if lesion}) + lesions[
@@ -119,23 +120,24 @@ def test_a_handful_of_real_rows_load_with_their_images(handful, real_gt):
     root, ids = handful
     ref_ids, ref_labels = _reference_labels(real_gt)
     expected = {i: int(ref_labels[ref_ids.index(i)]) for i in ids}
-    ds = ISIC2019Dataset(str(root), split='all', pipeline=[LoadImageStrict()])
+    ds = ISIC2019Dataset(str(root), split='all', pipeline=[LoadImageStrict()],
+                         lesion_groups=False)
     assert ds.metainfo['classes'] == ISIC2019_CLASSES
     loaded = {ds[i]['sample_id']: ds[i]['gt_label'] for i in range(len(ds))}
     assert loaded == expected
     sample = ds[0]
     assert sample['img'].shape == (16, 16, 3)
     assert sample['img_path'] == str(root / IMAGES / f'{sample["sample_id"]}.jpg')
-    # Without metadata the split is by image, with no group.
-    assert 'group' not in ds.get_data_info(0)
+    # Opted out of the lesions, the split is by image, with no group.
+    assert 'lesion_id' not in ds.get_data_info(0)
 
 
 def test_float_cells_as_in_the_official_file_give_the_same_labels(handful):
     root, _ = handful
-    ints = ISIC2019Dataset(str(root), split='all')
+    ints = ISIC2019Dataset(str(root), split='all', lesion_groups=False)
     text = (root / GT).read_text().replace(',0', ',0.0').replace(',1', ',1.0')
     (root / GT).write_text(text)
-    floats = ISIC2019Dataset(str(root), split='all')
+    floats = ISIC2019Dataset(str(root), split='all', lesion_groups=False)
     assert [floats.get_data_info(i) for i in range(len(floats))] == [
         ints.get_data_info(i) for i in range(len(ints))]
 
@@ -189,11 +191,11 @@ def test_metadata_groups_by_lesion_and_is_matched_with_or_without_the_suffix(han
     lesions = ['HAM_1', 'HAM_1', '', 'HAM_2'] + [f'HAM_{i}' for i in range(3, 3 + len(ids) - 4)]
     _metadata(root, [(i.replace('_downsampled', ''), lesion) for i, lesion in zip(ids, lesions)])
     ds = ISIC2019Dataset(str(root), split='all')
-    groups = {ds.get_data_info(i)['sample_id']: ds.get_data_info(i)['group']
+    groups = {ds.get_data_info(i)['sample_id']: ds.get_data_info(i)['lesion_id']
               for i in range(len(ds))}
     assert groups == {i: lesion or i for i, lesion in zip(ids, lesions)}
-    assert 'group' not in ISIC2019Dataset(str(root), split='all',
-                                          lesion_groups=False).get_data_info(0)
+    assert 'lesion_id' not in ISIC2019Dataset(str(root), split='all',
+                                              lesion_groups=False).get_data_info(0)
 
 
 @pytest.mark.parametrize('edit, match', [
@@ -211,17 +213,44 @@ def test_metadata_for_other_images_is_refused(handful, edit, match):
         ISIC2019Dataset(str(root), split='all')
 
 
-def test_lesion_groups_true_requires_the_metadata(handful):
+def test_the_metadata_is_required_unless_lesion_groups_is_false(handful):
     root, _ = handful
-    with pytest.raises(FileNotFoundError, match=f'ISIC 2019 metadata table "{root / META}" not '
-                                                'found'):
-        ISIC2019Dataset(str(root), split='all', lesion_groups=True)
+    for explicit in ({}, dict(lesion_groups=True)):
+        with pytest.raises(FileNotFoundError) as info:
+            ISIC2019Dataset(str(root), split='all', **explicit)
+        message = str(info.value)
+        assert message.startswith(f'ISIC 2019 metadata table "{root / META}" not found.')
+        assert (f'download {META} ("Training Metadata") from the ISIC 2019 challenge site, '
+                'https://challenge.isic-archive.com/data/#2019, into') in message
+        assert 'set lesion_groups=False on the dataset' in message
+    with pytest.raises(ValueError, match='lesion_groups must be True .* or False .*, got None'):
+        ISIC2019Dataset(str(root), split='all', lesion_groups=None)
+    assert len(ISIC2019Dataset(str(root), split='all', lesion_groups=False)) == 12
+
+
+def test_the_study_configs_require_the_lesions(handful, repo_root):
+    from mmengine.config import Config
+
+    from medtrans.registry import DATASETS
+
+    root, ids = handful
+    for config in ('configs/classification/deit-s/deit-s_in1k_1xb64_plateau_isic2019-224.py',
+                   'configs/knn/resnet50/knn_resnet50_random_1xb64_isic2019-224.py',
+                   'configs/dino/dino_deit-s_in1k_4xb64_300e_isic2019-224-96.py'):
+        cfg = Config.fromfile(str(repo_root / config))
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            if cfg.get(loader) is None:
+                continue
+            dataset = dict(cfg[loader].dataset, data_root=str(root), pipeline=[])
+            assert dataset['lesion_groups'] is True, (config, loader)
+            with pytest.raises(FileNotFoundError, match='ISIC 2019 challenge site'):
+                DATASETS.build(dataset)
 
 
 def test_split_record_refuses_a_split_made_without_lesions(handful, tmp_path_factory):
     root, ids = handful
     split_file = tmp_path_factory.mktemp('work') / 'isic2019.json'
-    ISIC2019Dataset(str(root), split='train', split_file=str(split_file))
+    ISIC2019Dataset(str(root), split='train', split_file=str(split_file), lesion_groups=False)
     _metadata(root, [(i, 'HAM_1') for i in ids])
     with pytest.raises(ValueError, match='made with grouped=False, but this run asks for '
                                          'grouped=True'):

@@ -213,8 +213,9 @@ def test_record_split_writes_then_holds_later_runs_to_the_record(tmp_path):
 
 
 def test_group_key_is_the_first_group_key_present():
-    assert GROUP_KEYS == ('patient_id', 'group')
+    assert GROUP_KEYS == ('patient_id', 'lesion_id', 'group')
     assert group_key(dict(patient_id='p1', group='g')) == 'patient_id'
+    assert group_key(dict(lesion_id='HAM_1', group='g')) == 'lesion_id'
     assert group_key(dict(patient_id=None, group='g')) == 'group'
     assert group_key(dict(img_path='x')) is None
 

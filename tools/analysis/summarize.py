@@ -5,10 +5,14 @@
 
 Reads every run recorded by ``tools/run_study.py`` under the given folders and writes, per
 table, ``table_<n>.md`` (the study's layout: median +- std over seeds, the run count, the
-paper's number and the difference; a 95% bootstrap interval where the runs saved per-image
-predictions) and ``table_<n>.csv``, and the figures that the tables
-present allow: ``figure1_initialisation.png`` (Tables 1 and 3) and ``figure3_capacity.png``
-(Table 4). Runs without test metrics yet are listed and left out.
+paper's median +- std and the difference of the medians; a 95% bootstrap interval where the
+runs saved per-image predictions, resampling the unit the dataset's split groups by: patients,
+lesions, or images where the data has no groups; for k-NN runs, their vote temperature beside
+the authors') and ``table_<n>.csv``, and the figures that the tables present allow:
+``figure1_initialisation.png`` (Tables 1 and 3) and ``figure3_capacity.png`` (Table 4), the
+paper's medians as hollow markers beside ours. Runs without test metrics yet are listed and
+left out. The intervals read the test sets' groups from the data, as the runs read it: run it
+from the folder the study ran in, where the data is.
 """
 import argparse
 
@@ -22,7 +26,8 @@ def parse_args():
                         help='tables only')
     parser.add_argument('--bootstrap', type=int, default=1000,
                         help='resamples of the 95%% bootstrap intervals from the runs\' '
-                        'per-image predictions (0: none; default: 1000)')
+                        'per-image predictions, by patient, lesion or image as the data '
+                        'groups (0: none; default: 1000)')
     return parser.parse_args()
 
 
