@@ -36,8 +36,8 @@ A sample is a dict with:
 * ``gt_label`` (int class index) when ``MULTI_LABEL`` is False, or ``gt_score``
   (``np.float32`` vector, one entry per class: 1 positive, 0 negative, -1 ignored) when True;
 * optionally ``patient_id``, ``lesion_id`` or ``group``
-  (:data:`~medtrans.datasets.splits.GROUP_KEYS`): then every sample must have one, the divided splits keep each group in one split, and ``check_dataset``
-  reports a group in two splits.
+  (:data:`~medtrans.datasets.splits.GROUP_KEYS`): then every sample must have one, the divided
+  splits keep each group in one split, and ``check_dataset`` reports a group in two splits.
 
 ``split`` selects the samples:
 

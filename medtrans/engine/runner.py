@@ -19,7 +19,7 @@ import torch
 from mmengine.dist import is_distributed, is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import MMLogger
-from mmengine.model import is_model_wrapper, revert_sync_batchnorm
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.visualization import Visualizer
 from torch.utils.data import DataLoader
@@ -29,6 +29,7 @@ from medtrans.fileio import (
     register_atomic_backend,
     remove_stale_temporaries,
 )
+from medtrans.models.utils import to_cpu_sync_batchnorm
 from medtrans.registry import RUNNERS
 
 from .distributed import export_local_rank, init_cpu_distributed, use_cpu_distributed
@@ -148,7 +149,9 @@ class MedtransRunner(Runner):
       are never read (they may have moved).
     * ``setup_env``: a distributed launcher on a machine without CUDA starts a gloo group
       (:mod:`medtrans.engine.distributed`); ``wrap_model`` then gives DDP ``device_ids=None``
-      and reverts SyncBN, which has no CPU kernel, to BN.
+      and replaces SyncBN, which has no CPU kernel (nor does DDP accept it on a CPU module),
+      with :class:`~medtrans.models.utils.CPUSyncBatchNorm` (every batch norm when the config
+      sets ``sync_bn``): statistics of the whole distributed batch over gloo.
     * ``set_randomness``: ``randomness.deterministic=True`` warns, not fails, on kernels
       without a deterministic version (e.g. the CUDA backward of bilinear upsampling).
     * ``build_dataloader``: loaders fitted to the machine (:func:`fit_loader_to_machine`).
@@ -212,15 +215,23 @@ class MedtransRunner(Runner):
         return super().build_visualizer(visualizer)
 
     def wrap_model(self, model_wrapper_cfg: Optional[Dict], model: torch.nn.Module):
+        """MMEngine's, and on CPU multi-process runs: DDP without ``device_ids``, and batch
+        norms synchronised by :class:`~medtrans.models.utils.CPUSyncBatchNorm` (torch's
+        SyncBatchNorm runs on GPUs only) where the GPU run would synchronise them: torch's
+        SyncBN layers, and every batch norm when the config sets ``sync_bn``."""
         if self.distributed and not torch.cuda.is_available() and is_distributed():
-            model = revert_sync_batchnorm(model)
-            if self.cfg.pop('sync_bn', None) is not None:  # MMEngine would convert back
-                self.logger.warning('sync_bn ignored: SyncBatchNorm has no CPU kernel.')
+            # Hidden from MMEngine, which would convert to torch's SyncBN; put back after, so
+            # that the dumped config keeps it.
+            sync_bn = self.cfg.pop('sync_bn', None)
+            model = to_cpu_sync_batchnorm(model, every_batch_norm=sync_bn is not None)
             if model_wrapper_cfg is None:
                 model_wrapper_cfg = dict(
                     type='MMDistributedDataParallel', broadcast_buffers=False,
                     find_unused_parameters=self.cfg.get('find_unused_parameters', False))
-            model_wrapper_cfg = dict(model_wrapper_cfg, device_ids=None)
+            model = super().wrap_model(dict(model_wrapper_cfg, device_ids=None), model)
+            if sync_bn is not None:
+                self.cfg['sync_bn'] = sync_bn
+            return model
         return super().wrap_model(model_wrapper_cfg, model)
 
     @staticmethod

@@ -13,7 +13,9 @@ import torch
 
 from medtrans.utils.plain_state import from_plain
 
-__all__ = ['safe_load', 'checkpoint_meta', 'UnsafeCheckpointError', 'install_safe_checkpoint_loader']
+__all__ = [
+    'safe_load', 'checkpoint_meta', 'UnsafeCheckpointError', 'install_safe_checkpoint_loader'
+]
 
 
 class UnsafeCheckpointError(RuntimeError):

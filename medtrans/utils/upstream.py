@@ -17,7 +17,7 @@ __all__ = [
     'build_loop_dataloader', 'train_loop_is_config', 'train_loop_built', 'runner_load_from',
     'save_checkpoint_at_step', 'started_dataloader_pass', 'amp_static_loss_scale',
     'accumulative_counts', 'dataset_metainfo', 'vit_pos_embed', 'is_batch_norm',
-    'foreach_norm', 'foreach_mul_', 'foreach_add_', 'RUNNER_OVERRIDES',
+    'foreach_norm', 'foreach_mul_', 'foreach_add_', 'RUNNER_OVERRIDES', 'BatchNormBase',
     'CHECKPOINT_HOOK_OVERRIDES'
 ]
 
@@ -185,6 +185,15 @@ def is_batch_norm(module: torch.nn.Module) -> bool:
     and mmcv test against it too. Checked against torch 2.14.1.
     """
     return isinstance(module, _BatchNorm)
+
+
+#: torch's ``_BatchNorm``, the base of every batch norm: the parameters and running statistics,
+#: and a ``forward`` (``F.batch_norm``) that leaves the input's dimension to
+#: ``_check_input_dim``. :class:`~medtrans.models.utils.CPUSyncBatchNorm` subclasses it, as no
+#: public class fits: DDP refuses a CPU module holding an ``nn.SyncBatchNorm`` (subclasses
+#: included), and ``BatchNorm1d/2d/3d`` each take inputs of one dimension. Checked against
+#: torch 2.14.1.
+BatchNormBase = _BatchNorm
 
 
 def foreach_norm(tensors: Sequence[torch.Tensor],

@@ -54,6 +54,8 @@ def test_dino_config_has_the_studys_settings(path):
     assert cfg.test_dataloader is None and cfg.test_cfg is None
     # DINO's head and loss; 2 global views of 224 and 8 local views of 96.
     assert cfg.model.type == 'DINO'
+    # Batch norms synchronised under DDP, student and teacher, as DINO (docs/dino.md).
+    assert cfg.sync_bn == 'torch'
     assert (cfg.model.head.out_channels, cfg.model.head.hidden_channels,
             cfg.model.head.bottleneck_channels) == (65536, 2048, 256)
     assert (cfg.model.loss.student_temp, cfg.model.loss.center_momentum) == (0.1, 0.9)

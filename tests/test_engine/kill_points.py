@@ -3,7 +3,8 @@
 ``train:<i>``: inside the training step of iteration ``i`` (1-based, as logged), in the model's
 forward pass. ``val:<i>``: in the validation after iteration ``i``, after its first batch.
 ``rewrite:<i>``: while the checkpoint of iteration ``i`` is written again after that validation
-(:class:`~medtrans.engine.hooks.SafeResumeHook`), as soon as the atomic writer's temporary file
+(by MMEngine's ``CheckpointHook`` for a new best score, else by
+:class:`~medtrans.engine.hooks.SafeResumeHook`), as soon as the atomic writer's temporary file
 appears; the kill then lands while it is written or synced, before the rename.
 """
 import os
@@ -45,7 +46,9 @@ class KillPointHook(Hook):
         if self.point == 'val' and runner.iter == self.iteration:
             _kill()
 
-    def after_val_epoch(self, runner, metrics=None) -> None:
+    def before_val_epoch(self, runner) -> None:
+        # The checkpoint is written again after the validation: by MMEngine's CheckpointHook
+        # when the best score improved, else by SafeResumeHook.
         if self.point == 'rewrite' and runner.iter == self.iteration:
             work_dir, prefix = runner.work_dir, f'.iter_{self.iteration}.pth.'
 

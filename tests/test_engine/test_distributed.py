@@ -17,7 +17,7 @@ class TwoHeads(BaseModel):
     def __init__(self):
         super().__init__()
         self.used, self.unused = nn.Linear(2, 1), nn.Linear(2, 1)
-        self.norm = nn.SyncBatchNorm(1)  # no CPU kernel: reverted to BN
+        self.norm = nn.SyncBatchNorm(1)  # GPUs only: becomes CPUSyncBatchNorm
 
     def forward(self, inputs, mode='tensor'):
         return self.used(inputs)
@@ -62,4 +62,4 @@ def test_cpu_distributed_for_every_mmengine_launcher(launcher, launcher_env, wra
         [sys.executable, '-c', _DIST_SCRIPT, launcher, wrapper_options, str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == f'gloo 0 1 _BatchNormXd {expected}'
+    assert result.stdout.strip().splitlines()[-1] == f'gloo 0 1 CPUSyncBatchNorm {expected}'

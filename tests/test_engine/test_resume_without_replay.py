@@ -17,11 +17,10 @@ from mmcv.transforms import BaseTransform
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import RUNNERS
+from test_configs.test_all_configs import retarget_data, shrink_for_cpu, synthetic_data  # noqa
 
 from medtrans.registry import TRANSFORMS
 from medtrans.setup_env import register_all_modules
-
-from test_configs.test_all_configs import retarget_data, shrink_for_cpu, synthetic_data  # noqa
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 

@@ -193,6 +193,17 @@ def test_is_batch_norm():
                    for m in (nn.LayerNorm(2), nn.GroupNorm(1, 2), nn.InstanceNorm2d(2)))
 
 
+def test_BatchNormBase():
+    _pinned('BatchNormBase', all(issubclass(cls, upstream.BatchNormBase) for cls in (
+        nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)),
+            'torch.nn.modules.batchnorm._BatchNorm is not the base of every batch norm')
+    _pinned('BatchNormBase',
+            'self._check_input_dim(input)' in inspect.getsource(upstream.BatchNormBase.forward),
+            '_BatchNorm.forward no longer checks the input through _check_input_dim')
+    _pinned('BatchNormBase', not issubclass(upstream.BatchNormBase, nn.SyncBatchNorm),
+            '_BatchNorm is a SyncBatchNorm, which DDP refuses on CPUs')
+
+
 def test_foreach_norm():
     _pinned('foreach_norm', hasattr(torch, '_foreach_norm'), 'torch._foreach_norm is gone')
     tensors = [torch.tensor([3., -4.]), torch.tensor([[1., -2.]])]
@@ -249,8 +260,9 @@ def test_CHECKPOINT_HOOK_OVERRIDES():
     source = inspect.getsource(method)
     # The override relies on max_keep_ckpts <= 0 turning MMEngine's rotation off, and on the
     # rotation coming before the write.
-    _pinned('CHECKPOINT_HOOK_OVERRIDES',
-            -1 < source.find('if self.max_keep_ckpts > 0:') < source.find('runner.save_checkpoint('),
+    rotation, write = source.find('if self.max_keep_ckpts > 0:'), source.find(
+        'runner.save_checkpoint(')
+    _pinned('CHECKPOINT_HOOK_OVERRIDES', -1 < rotation < write,
             'CheckpointHook._save_checkpoint_with_step no longer rotates under '
             '"if self.max_keep_ckpts > 0:" before it saves')
     overridden = sorted(name for name in vars(CrashSafeCheckpointHook)

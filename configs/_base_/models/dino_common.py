@@ -21,3 +21,8 @@ model = dict(
         norm_last_layer=True),
     # The loss's width is the head's.
     loss=dict(type='DINOLoss', student_temp=0.1, center_momentum=0.9))
+# As DINO under DDP: every batch norm of student and teacher (ResNet, Inception) synchronised
+# over the processes, so that it normalises with the statistics of the whole batch. MMEngine's
+# Runner converts them to torch's SyncBatchNorm (GPUs), MedtransRunner to CPUSyncBatchNorm on
+# CPUs; one process keeps plain batch norms; a model without any (DeiT, Swin) is unchanged.
+sync_bn = 'torch'

@@ -48,6 +48,8 @@ class SafeResumeHook(Hook):
         # During validation (a best checkpoint) the training streams are the ones stashed.
         checkpoint['rng_state'] = self._train_rng_state if validating else _get_rng_state()
         meta = checkpoint['meta']
+        # Written during validation, the checkpoint is MMEngine's own rewrite (a new best score):
+        # none is needed after it.
         self._saved_before_val = None if validating else (meta['epoch'], meta['iter'])
         loop = runner.train_loop if train_loop_built(runner) else None
         validates_after = getattr(loop, 'validates_after', None)

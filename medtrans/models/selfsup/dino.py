@@ -25,10 +25,12 @@ class DINO(BaseSelfSupervisor):
     Student: ``backbone`` (any :class:`~medtrans.models.backbones.EmbeddingBackbone`: the CLS
     token of a ViT, the pooled last stage of a CNN or Swin) followed by ``head``
     (:class:`~medtrans.models.heads.DINOHead`). Teacher (``teacher.backbone``,
-    ``teacher.head``): a copy of the student that is never trained; it is set equal to the
-    student by :meth:`init_weights` (after the backbone read its ``pretrained`` file) and then
-    follows it as an exponential moving average, :meth:`update_teacher`, called after every
-    optimizer step by :class:`~medtrans.engine.hooks.DINOHook` with the scheduled momentum.
+    ``teacher.head``): a copy of the student that is never trained; :meth:`init_weights` makes
+    its whole state, buffers included, the student's (after the backbone read its
+    ``pretrained`` file: a CNN teacher starts with the ImageNet running statistics), as DINO's
+    ``teacher.load_state_dict(student.state_dict())``. Its parameters then follow the student's
+    as an exponential moving average, :meth:`update_teacher`, called after every optimizer
+    step by :class:`~medtrans.engine.hooks.DINOHook` with the scheduled momentum.
 
     :meth:`loss` takes the views of a batch (``mmpretrain.MultiView``: the global crops first,
     then the local crops), runs the teacher on the first ``num_global_views`` and the student
@@ -38,8 +40,15 @@ class DINO(BaseSelfSupervisor):
     ``teacher_entropy``, logged only (:meth:`DINOLoss.teacher_entropy`).
 
     The teacher runs without its stochastic layers (dropout, stochastic depth), as DINO's
-    teacher is built without them; its batch norms, like DINO's, use batch statistics while
-    training.
+    teacher is built without them. Its batch norms are in training mode while the model is,
+    as in DINO (whose teacher is never put in eval mode): they normalise with the statistics
+    of the teacher's batch of global views, and their running statistics follow those batches,
+    not the student's (the EMA moves parameters only, as DINO's). Under DDP, DINO converts
+    student and teacher to SyncBatchNorm when they have batch norms, so that both normalise
+    with the statistics of the whole distributed batch: the DINO configs ask MMEngine's Runner
+    for it with ``sync_bn = 'torch'`` (``configs/_base_/models/dino_common.py``), which
+    :class:`~medtrans.engine.MedtransRunner` honours on CPUs too
+    (:class:`~medtrans.models.utils.CPUSyncBatchNorm`).
 
     Args:
         backbone (dict | nn.Module): The backbone; it must provide ``num_features`` and
@@ -99,12 +108,11 @@ class DINO(BaseSelfSupervisor):
         self.teacher.requires_grad_(False)
 
     def init_weights(self) -> None:
-        """Initialise the student (the backbone reads ``pretrained``), then copy it into the
-        teacher."""
+        """Initialise the student (the backbone reads ``pretrained``), then copy its whole
+        state, parameters and buffers, into the teacher."""
         super().init_weights()
-        with torch.no_grad():
-            for teacher, student in self._teacher_student_pairs():
-                teacher.copy_(student)
+        for part in ('backbone', 'head'):
+            self.teacher[part].load_state_dict(getattr(self, part).state_dict())
 
     def train(self, mode: bool = True) -> 'DINO':
         super().train(mode)
@@ -127,7 +135,8 @@ class DINO(BaseSelfSupervisor):
         """Move the teacher's parameters towards the student's:
         ``teacher <- momentum * teacher + (1 - momentum) * student``.
 
-        Buffers (batch-norm statistics) are the teacher's own, as in DINO.
+        Parameters only, as in DINO: the teacher's buffers (batch-norm running statistics)
+        follow the teacher's own batches (see the class docstring).
 
         Args:
             momentum (float): The EMA momentum, in [0, 1].

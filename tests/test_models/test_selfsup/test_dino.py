@@ -1,11 +1,13 @@
 """The DINO algorithm: teacher initialisation and EMA, the loss of a multi-crop batch, any
 backbone through its embedding."""
 import pytest
+import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from medtrans.models.selfsup import DINO
+from medtrans.models.utils import save_state_dict
 from medtrans.setup_env import register_all_modules
 
 from ..test_losses.test_dino_loss import reference_loss
@@ -38,6 +40,35 @@ def test_teacher_starts_equal_to_the_student_and_is_not_trained():
     assert teacher.keys() == student.keys()
     assert all(torch.equal(teacher[k], student[k]) for k in student)
     assert not any(p.requires_grad for p in model.teacher.parameters())
+
+
+def test_teacher_starts_with_the_students_buffers_from_the_pretrained_file(tmp_path):
+    """A CNN teacher starts with the running statistics the student read from its ImageNet
+    file (DINO's teacher.load_state_dict(student.state_dict())), not with 0 and 1."""
+    torch.manual_seed(0)
+    imagenet = timm.create_model('resnet18', pretrained=False)
+    with torch.no_grad():
+        for module in imagenet.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+                module.num_batches_tracked.fill_(7)
+    path = str(tmp_path / 'resnet18.safetensors')
+    save_state_dict(imagenet.state_dict(), path)
+
+    model = tiny_dino(backbone=dict(type='TimmResNet', depth=18, pretrained=path))
+    state = model.state_dict()
+    buffers = [name for name, _ in model.backbone.named_buffers()]
+    assert len(buffers) == 3 * 20  # mean, variance and count of ResNet-18's 20 batch norms
+    for name in buffers:
+        # The student read the file's statistics ...
+        expected = imagenet.state_dict()[name[len('timm_model.'):]]
+        assert torch.equal(state[f'backbone.{name}'], expected), name
+        # ... and the teacher holds them too.
+        assert torch.equal(state[f'teacher.backbone.{name}'], expected), name
+    for name, value in state.items():
+        if name.startswith(('backbone.', 'head.')):
+            assert torch.equal(state[f'teacher.{name}'], value), name
 
 
 def test_loss_is_dino_loss_of_teacher_and_student_outputs():
