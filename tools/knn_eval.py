@@ -1,8 +1,11 @@
 """k-NN evaluation of frozen features: ``python tools/knn_eval.py CONFIG [CHECKPOINT]``.
 
 CHECKPOINT is a medtrans run checkpoint, a backbone weight file (an export, or a timm ImageNet
-file), or absent (the config's own ImageNet or random initialisation). The metrics JSON goes to
-``{work_dir}/metrics/test_latest.json`` (work dir default: ``work_dirs/knn/<config name>``).
+file), or absent (the config's own ImageNet or random initialisation). A random initialisation
+is drawn from the run's seed, ``--cfg-options randomness.seed=S`` (the config's otherwise): the
+study's Table 3 evaluates one per seed. The metrics JSON goes to
+``{work_dir}/metrics/test_latest.json`` (work dir default: ``work_dirs/knn/<config name>``);
+``--out`` writes the per-image scores the bootstrap intervals read.
 """
 import argparse
 
