@@ -17,8 +17,11 @@ log_level = 'INFO'
 load_from = None
 resume = False
 # SplitRecordHook keeps each divided split in {work_dir}/splits/ and checks later runs against it.
+# PreemptionHook: on SIGUSR1 (Slurm's warning before a time limit or preemption), checkpoint,
+# requeue the Slurm job and exit with status 75; the requeued run resumes exactly.
 custom_hooks = [
     dict(type='MetricsJsonHook'),
     dict(type='SafeResumeHook'),
     dict(type='SplitRecordHook'),
+    dict(type='PreemptionHook'),
 ]

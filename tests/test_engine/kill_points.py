@@ -1,4 +1,6 @@
-"""Test plugin: a hook that SIGKILLs its own process at the point ``MEDTRANS_KILL_POINT`` names.
+"""Test plugin: a hook that SIGKILLs its own process at the point ``MEDTRANS_KILL_POINT`` names,
+or, for ``preempt:<i>``, sends it SIGUSR1 after iteration ``i`` (a Slurm warning, on which
+:class:`~medtrans.engine.hooks.PreemptionHook` checkpoints and exits).
 
 ``train:<i>``: inside the training step of iteration ``i`` (1-based, as logged), in the model's
 forward pass. ``val:<i>``: in the validation after iteration ``i``, after its first batch.
@@ -41,6 +43,8 @@ class KillPointHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self.armed = False
+        if self.point == 'preempt' and runner.iter + 1 == self.iteration:
+            os.kill(os.getpid(), signal.SIGUSR1)
 
     def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if self.point == 'val' and runner.iter == self.iteration:

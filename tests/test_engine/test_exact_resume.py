@@ -5,10 +5,11 @@ Each tiny config in ``RESUMABLE_CONFIGS`` (with a function that writes its data 
 dataset fields that read it) is run on the CPU with a fixed seed and the deterministic switch:
 once uninterrupted, and once killed and resumed with ``--resume`` at each of its kill points
 (:mod:`test_engine.kill_points`, loaded into the killed run only): inside a training step, during
-a validation, and while the checkpoint is written again after that validation. The iteration is
-drawn with a seed (``MEDTRANS_KILL_SEED``, default 0); the kill point is printed and named in
-every failure, and ``MEDTRANS_KILL_AT=N`` repeats a given one. The final checkpoints must agree in
-every entry, and no temporary file may be left.
+a validation, and while the checkpoint is written again after that validation; and preempted
+(SIGUSR1, on which ``PreemptionHook`` checkpoints, requeues the Slurm job and exits). The
+iteration is drawn with a seed (``MEDTRANS_KILL_SEED``, default 0); the kill point is printed
+and named in every failure, and ``MEDTRANS_KILL_AT=N`` repeats a given one. The final
+checkpoints must agree in every entry, and no temporary file may be left.
 """
 import json
 import os
@@ -24,6 +25,7 @@ import torch
 from mmengine.config import Config
 
 from medtrans.engine import latest_checkpoint
+from medtrans.engine.hooks import EXIT_PREEMPTED
 from medtrans.fileio import checkpoint_meta
 from medtrans.testing import make_synthetic_isic2018
 from medtrans.testing.layouts.aptos import aptos2019_layout
@@ -47,7 +49,7 @@ def _aptos2019(root: Path) -> dict:
 RESUMABLE_CONFIGS = [
     (CONFIGS / 'tiny_deeplab3_deit_isic2018.py', _isic2018, ('train', 'val', 'rewrite')),
     (CONFIGS / 'tiny_dino_deit_isic2018.py', _isic2018, ('train',)),
-    (CONFIGS / 'tiny_cls_deit_aptos2019.py', _aptos2019, ('train', 'val', 'rewrite')),
+    (CONFIGS / 'tiny_cls_deit_aptos2019.py', _aptos2019, ('train', 'val', 'rewrite', 'preempt')),
 ]
 CASES = [(config, writer, point) for config, writer, points in RESUMABLE_CONFIGS
          for point in points]
@@ -83,16 +85,25 @@ def _train(config, data, work_dir, resume=False):
 
 
 def _train_and_kill(config, data, work_dir, point, iteration):
-    """Run ``config`` with the kill-point hook, which SIGKILLs it at ``point:iteration``."""
+    """Run ``config`` with the kill-point hook, which SIGKILLs it at ``point:iteration`` (or, for
+    ``preempt``, signals it as Slurm would, under a fake Slurm job whose ``scontrol`` records
+    its arguments). Returns what ``scontrol`` was asked."""
     killing = work_dir.parent / f'{work_dir.name}_config.py'
     killing.write_text(
         f"_base_ = ['{config}']\n"
         "custom_imports = dict(imports=['test_engine.kill_points'], allow_failed_imports=False)\n"
         "custom_hooks = _base_.custom_hooks + [dict(type='KillPointHook')]\n")
-    result = subprocess.run(_command(killing, data, work_dir), cwd=REPO, timeout=600,
-                            env=_env(MEDTRANS_KILL_POINT=f'{point}:{iteration}'),
+    bin_dir, asked = work_dir.parent / 'bin', work_dir.parent / 'scontrol.txt'
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / 'scontrol').write_text(f'#!/bin/sh\necho "$@" >> {asked}\n')
+    (bin_dir / 'scontrol').chmod(0o755)
+    env = _env(MEDTRANS_KILL_POINT=f'{point}:{iteration}', SLURM_JOB_ID='4242',
+               PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
+    result = subprocess.run(_command(killing, data, work_dir), cwd=REPO, timeout=600, env=env,
                             capture_output=True, text=True)
-    assert result.returncode == -signal.SIGKILL, result.stderr[-5000:]
+    expected = EXIT_PREEMPTED if point == 'preempt' else -signal.SIGKILL
+    assert result.returncode == expected, result.stderr[-5000:]
+    return asked.read_text() if asked.exists() else ''
 
 
 # Values that name a run, time it or name the code's commit (mmengine_version ends with the git
@@ -165,7 +176,9 @@ def _kill_at(point):
         return int(os.environ['MEDTRANS_KILL_AT']), 'from MEDTRANS_KILL_AT'
     seed = int(os.environ.get('MEDTRANS_KILL_SEED', 0))
     rng = random.Random(f'{seed}{point}')
-    iteration = rng.randint(3, MAX_ITERS - 2) if point == 'train' else rng.choice(VALIDATIONS)
+    if point in ('train', 'preempt'):
+        return rng.randint(3, MAX_ITERS - 2), f'drawn with MEDTRANS_KILL_SEED={seed}'
+    iteration = rng.choice(VALIDATIONS)
     return iteration, f'drawn with MEDTRANS_KILL_SEED={seed}'
 
 
@@ -187,16 +200,20 @@ def test_killed_and_resumed_run_matches_uninterrupted(config, write_data, point,
                'it)')
     print(context)
     killed = tmp_path / 'killed'
-    _train_and_kill(config, data, killed, point, iteration)
+    asked = _train_and_kill(config, data, killed, point, iteration)
     assert not (killed / f'iter_{MAX_ITERS}.pth').exists()
+    if point == 'preempt':  # checkpointed where it stopped, and requeued itself
+        assert latest_checkpoint(str(killed)).endswith(f'iter_{iteration}.pth'), context
+        assert asked == 'requeue 4242\n', context
     temporary = list(killed.rglob('.*.tmp'))
     if point == 'rewrite':  # the kill landed in the rewrite, which left its temporary file
         assert [p.name.split('.pth.')[0] for p in temporary] == [f'.iter_{iteration}'], context
-    if point != 'train':  # resumed from the checkpoint written before the validation
+    if point in ('val', 'rewrite'):  # resumed from the checkpoint written before the validation
         assert checkpoint_meta(latest_checkpoint(str(killed)))['validation_pending'], context
 
     log = _train(config, data, killed, resume=True)
     assert 'Resumed at iteration' in log, context  # mid-run, without replaying the data
-    assert ('validating first' in log) == (point != 'train'), context
+    pending = point in ('val', 'rewrite') or (point == 'preempt' and iteration in VALIDATIONS)
+    assert ('validating first' in log) == pending, context
     assert not list(killed.rglob('.*.tmp')), context
     _assert_same(_REFERENCES[config], _final_state(killed), context)
