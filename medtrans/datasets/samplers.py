@@ -55,22 +55,23 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
 
 @contextlib.contextmanager
 def seeded_random(seed: int):
-    """Seed Python's, numpy's and torch's global generators, and restore them on exit.
+    """Seed Python's, numpy's and torch's (CPU) global generators, and restore them on exit.
 
     Transforms draw from these global generators (mmcv's and mmpretrain's from ``random`` and
     ``np.random``, torchvision's from torch). Restoring them keeps the caller's streams as they
-    were: in the main process (``num_workers=0``) those are training's.
+    were: in the main process (``num_workers=0``) those are training's. The CUDA generators are
+    not touched (``torch.manual_seed`` would reseed them too).
     """
-    state = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(state[0])
-        np.random.set_state(state[1])
-        torch.set_rng_state(state[2])
+    state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.default_generator.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(state[0])
+            np.random.set_state(state[1])
 
 
 class SeededSamplesMixin:
