@@ -5,7 +5,8 @@
     python tools/run_study.py configs/studies/table1.py --smoke --only dataset=aptos2019 \\
         --data-root aptos2019=/data/aptos --weights-dir checkpoints
     python tools/run_study.py configs/studies/table1.py --launcher pytorch [--script F]
-    python tools/run_study.py configs/studies/table1.py --launcher slurm --partition P
+    python tools/run_study.py configs/studies/table1.py --launcher slurm [--partition P] \
+        [--time 24:00:00] [--account A] [--sbatch-args='--qos=high --cpus-per-task=8']
 
 The study becomes a plan of jobs (pretrainings, then cell runs; each at its config's recipe:
 GPUs x per-GPU batch x accumulation = the recipe's total batch, at the config's LR). Without
@@ -13,13 +14,16 @@ GPUs x per-GPU batch x accumulation = the recipe's total batch, at the config's 
 one CPU slot), a cell after the pretraining whose export it reads; a failed job stops only the
 jobs that wait for it, and the tool then exits with status 1. Finished runs (test metrics
 written; for a pretraining, its export) are skipped, started ones resume. With ``--launcher
-pytorch`` or ``slurm`` the same commands, one job after another, are written to a bash script.
+pytorch`` the same commands, one job after another, are written to a bash script; with
+``--launcher slurm`` the jobs are submitted with ``sbatch`` (cells as job arrays, after the
+pretrainings they read; requeued and resumed when preempted) and their Slurm ids printed.
 ``tools/analysis/summarize.py`` then makes the tables. See docs/study.md.
 """
 import argparse
 import json
 import os
 import os.path as osp
+import shlex
 import sys
 
 
@@ -56,10 +60,21 @@ def parse_args():
                         help='you change the batch on purpose (--cfg-options '
                         'train_dataloader.batch_size=B): scale the LR linearly')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='none: run here; pytorch / slurm: write a cluster script')
-    parser.add_argument('--partition', help='Slurm partition')
-    parser.add_argument('--script', help='cluster script path (default: '
-                        '<work_root>/run_<launcher>.sh)')
+                        help='none: run here; pytorch: write a torchrun script; slurm: submit '
+                        'with sbatch (--dry-run: print the sbatch commands and scripts)')
+    parser.add_argument('--script', help='the torchrun script (default: '
+                        '<work_root>/run_pytorch.sh)')
+    slurm = parser.add_argument_group('Slurm (--launcher slurm)')
+    slurm.add_argument('--partition', help='sbatch --partition (default: the cluster\'s)')
+    slurm.add_argument('--time', help='sbatch --time of every job, e.g. 24:00:00; a job that '
+                       'reaches it is requeued and resumes (default: the partition\'s)')
+    slurm.add_argument('--account', help='sbatch --account')
+    slurm.add_argument('--sbatch-args', default='', metavar="'ARGS'",
+                       help="more sbatch options for every job, as one string: "
+                       "--sbatch-args='--qos=high --cpus-per-task=8'")
+    slurm.add_argument('--signal-seconds', type=int, default=None, metavar='S',
+                       help='warn a job S seconds before its time limit (SIGUSR1): it '
+                       'checkpoints and requeues itself (default: 300)')
     return parser.parse_args()
 
 
@@ -84,13 +99,43 @@ def _visible_gpus():
     return [str(i) for i in range(count)]
 
 
+def _refuse_missing_inputs(plan):
+    from medtrans.analysis.study import missing_inputs
+    missing = missing_inputs(plan)
+    if missing:
+        raise SystemExit('run_study.py: missing inputs (give --weights-dir / --data-root, or '
+                         'fetch them):\n  ' + '\n  '.join(missing))
+
+
+def _submit(args, plan, python):
+    """``--launcher slurm``: submit the plan (or print it), with the Slurm options."""
+    from medtrans.analysis.study import SlurmError, SlurmOptions, submit_plan
+    from medtrans.analysis.study.slurm import SIGNAL_SECONDS
+    if args.script:
+        raise SystemExit('run_study.py: --script is for --launcher pytorch; Slurm scripts go '
+                         'to <work_root>/slurm/')
+    try:
+        options = SlurmOptions(
+            partition=args.partition, time=args.time, account=args.account,
+            signal_seconds=(SIGNAL_SECONDS if args.signal_seconds is None
+                            else args.signal_seconds),
+            sbatch_args=tuple(shlex.split(args.sbatch_args)), python=python)
+    except ValueError as err:
+        raise SystemExit(f'run_study.py: --signal-seconds: {err}') from err
+    if not args.dry_run:
+        _refuse_missing_inputs(plan)
+    try:
+        submit_plan(plan, options, dry_run=args.dry_run)
+    except SlurmError as err:
+        raise SystemExit(f'run_study.py: {err}') from err
+
+
 def main():
     args = parse_args()
     from medtrans.analysis.study import (
         build_plan,
         cluster_script,
         load_study,
-        missing_inputs,
         parse_only,
         run_study,
     )
@@ -128,25 +173,23 @@ def main():
     if args.plan:
         os.makedirs(osp.dirname(osp.abspath(args.plan)), exist_ok=True)
         atomic_write_text(args.plan, json.dumps(plan.to_json(python), indent=1) + '\n')
-    if args.launcher == 'slurm' and not args.partition:
-        raise SystemExit('run_study.py: --launcher slurm needs --partition')
+    if args.launcher == 'slurm':
+        _submit(args, plan, python)
+        return
     if args.dry_run:
         if local:
             print('\n'.join(plan.describe(python)))
         else:
-            print(cluster_script(plan, args.launcher, args.partition, python, record=False))
+            print(cluster_script(plan, python, record=False))
         return
     if not local:
         script = args.script or osp.join(study.work_root, f'run_{args.launcher}.sh')
         os.makedirs(osp.dirname(osp.abspath(script)), exist_ok=True)
-        atomic_write_text(script, cluster_script(plan, args.launcher, args.partition, python))
+        atomic_write_text(script, cluster_script(plan, python))
         print(f'study {study.name}: commands of the jobs not done written to {script}; run it '
               f'with `bash {script}` from the repository root (re-run this tool to refresh it)')
         return
-    missing = missing_inputs(plan)
-    if missing:
-        raise SystemExit('run_study.py: missing inputs (give --weights-dir / --data-root, or '
-                         'fetch them):\n  ' + '\n  '.join(missing))
+    _refuse_missing_inputs(plan)
     outcome = run_study(plan, gpu_ids=gpu_ids, max_parallel=args.max_parallel, python=python)
     print(f'study {study.name}: ' + '\n'.join(outcome.report()))
     if not outcome.ok:

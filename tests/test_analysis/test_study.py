@@ -1,5 +1,6 @@
 """Study specs, recipes and plans: what each job runs, on how many GPUs, at which batch and LR,
-after which jobs, by which commands; and the cluster scripts made from a plan."""
+after which jobs, by which commands; and the torchrun script made from a plan (Slurm:
+test_study_slurm.py)."""
 import json
 import os
 import subprocess
@@ -281,7 +282,7 @@ def test_cluster_scripts_run_each_job_on_its_recipes_gpus(repo_root, tmp_path):
     study = load_study(str(spec))
     work = study.runs[0].work_dir
     pre = study.pretraining[0].work_dir
-    script = cluster_script(build_plan(study), 'pytorch', python='py3')
+    script = cluster_script(build_plan(study), python='py3')
     assert script.splitlines()[3:] == [
         f'# pretraining/{os.path.basename(DINO)[:-3]}: -> {DINO_EXPORT}; 4 GPU(s), '
         'batch 4x64x1 = 256',
@@ -292,13 +293,6 @@ def test_cluster_scripts_run_each_job_on_its_recipes_gpus(repo_root, tmp_path):
         f'py3 tools/test.py {CELL} "$(ls -t {work}/best_*.pth | head -n 1)" --work-dir {work} '
         f'--out {work}/predictions.csv']
     assert os.path.isfile(f'{work}/{RUN_RECORD}')
-    script = cluster_script(build_plan(study), 'slurm', partition='gpu', python='py3')
-    assert f'GPUS=4 GPUS_PER_NODE=4 PYTHON=py3 bash tools/slurm_train.sh gpu ' \
-        f'pretraining-{os.path.basename(DINO)[:-3]} {DINO} --work-dir {pre} --resume\n' in script
-    assert 'srun -p gpu --job-name=deit-s_in1k-dino_1xb64_plateau_aptos2019-224-seed2-test ' \
-        f'--gres=gpu:1 --ntasks=1 py3 -u tools/test.py {CELL}' in script
-    with pytest.raises(ValueError, match="launcher 'slurm' needs a partition"):
-        cluster_script(build_plan(study), 'slurm')
 
 
 def test_records_name_package_versions_by_distribution():

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.dist import is_distributed, is_main_process
+from mmengine.dist import barrier, is_distributed, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 
 from medtrans.registry import HOOKS
@@ -85,6 +85,8 @@ class PreemptionHook(Hook):
                                     dict(epoch=runner.epoch, iter=iteration))
         if is_main_process() and self.requeue and os.environ.get('SLURM_JOB_ID'):
             self._requeue(runner)
+        if is_distributed():
+            barrier()  # the main process has written the checkpoint before any process exits
         raise SystemExit(EXIT_PREEMPTED)
 
     def _stop_now(self, runner) -> bool:
