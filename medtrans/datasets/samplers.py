@@ -133,8 +133,9 @@ class ResumableDefaultSampler(_StartMixin, DefaultSampler):
         self.epoch = epoch
         indices = list(super().__iter__())
         positions = range(self.rank, self.total_size, self.world_size)
-        return iter([SampleIndex(index, sample_seed(self.seed, epoch, position))
-                     for index, position in zip(indices[offset:], positions[offset:])])
+        # Seeds as the batches need them: an epoch of CheXpert is 180,000 of them.
+        return (SampleIndex(index, sample_seed(self.seed, epoch, position))
+                for index, position in zip(indices[offset:], positions[offset:]))
 
 
 @DATA_SAMPLERS.register_module()

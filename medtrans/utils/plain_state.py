@@ -90,7 +90,8 @@ def from_plain(obj: Any) -> Any:
             return HistoryBuffer(from_plain(obj['log_history']),
                                  from_plain(obj['count_history']), obj['max_length'])
         if tag == 'ndarray':
-            return obj['data'].numpy()
+            # MMEngine resumes with map_location set to the run's device (a GPU).
+            return obj['data'].cpu().numpy()
         return type(obj)((k, from_plain(v)) for k, v in obj.items())
     if type(obj) is tuple:
         return tuple(from_plain(v) for v in obj)

@@ -1,14 +1,16 @@
 """Test plugin: a hook that SIGKILLs its own process at the point ``MEDTRANS_KILL_POINT`` names,
-or, for ``preempt:<i>``, sends it SIGUSR1 after iteration ``i`` (a Slurm warning, on which
-:class:`~medtrans.engine.hooks.PreemptionHook` checkpoints and exits).
+or, for ``preempt:<i>``, sends it and its data workers SIGUSR1 after iteration ``i`` (a Slurm
+warning, on which :class:`~medtrans.engine.hooks.PreemptionHook` checkpoints and exits).
 
 ``train:<i>``: inside the training step of iteration ``i`` (1-based, as logged), in the model's
 forward pass. ``val:<i>``: in the validation after iteration ``i``, after its first batch.
 ``rewrite:<i>``: while the checkpoint of iteration ``i`` is written again after that validation
 (by MMEngine's ``CheckpointHook`` for a new best score, else by
 :class:`~medtrans.engine.hooks.SafeResumeHook`), as soon as the atomic writer's temporary file
-appears; the kill then lands while it is written or synced, before the rename.
+appears; the kill then lands while it is written or synced (tens of MB), and the test asserts
+that the temporary file was left, so a kill that came too late fails rather than passes.
 """
+import multiprocessing
 import os
 import signal
 import threading
@@ -44,6 +46,9 @@ class KillPointHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self.armed = False
         if self.point == 'preempt' and runner.iter + 1 == self.iteration:
+            # Every process of the step, as Slurm signals them: data workers too.
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGUSR1)
             os.kill(os.getpid(), signal.SIGUSR1)
 
     def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:

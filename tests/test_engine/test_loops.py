@@ -69,3 +69,26 @@ def test_epochs_loop_counts_in_epochs():
     assert (loop.epoch_length, loop.max_epochs, loop.max_iters) == (3, 4, 12)
     assert (loop.val_begin, loop.val_interval) == (6, 6)
     assert loop.dynamic_milestones == [0] and loop.dynamic_intervals == [6]
+
+
+@pytest.mark.parametrize('val_begin, dynamic_intervals', [(1, None), (5, None),
+                                                          (1, [(6, 2), (11, 5)])])
+def test_validates_after_is_mmengines_rule(val_begin, dynamic_intervals):
+    from types import SimpleNamespace
+
+    loop = ResumableIterBasedTrainLoop(runner=SimpleNamespace(val_loop=object()),
+                                       dataloader=_dataloader(), max_iters=23,
+                                       val_begin=val_begin, val_interval=3,
+                                       dynamic_intervals=dynamic_intervals)
+    # MMEngine's own decision, as its run() takes it after each iteration.
+    mmengine_loop = IterBasedTrainLoop(runner=None, dataloader=_dataloader(), max_iters=23,
+                                       val_begin=val_begin, val_interval=3,
+                                       dynamic_intervals=dynamic_intervals)
+    expected = []
+    for iteration in range(1, 24):
+        mmengine_loop._iter = iteration
+        mmengine_loop._decide_current_val_interval()
+        expected.append(iteration >= mmengine_loop.val_begin and (
+            iteration % mmengine_loop.val_interval == 0 or iteration == 23))
+    assert [loop.validates_after(i) for i in range(1, 24)] == expected
+    assert any(expected) and not all(expected)

@@ -19,7 +19,8 @@ WORLD = 2
 def _stopped_after(hook, signalled_at=None, rank=0, iterations=20):
     """Run the hook's per-iteration check; signal this process after ``signalled_at``."""
     runner = SimpleNamespace(iter=0, epoch=0, hooks=[], logger=MMLogger.get_instance('preempt'),
-                             message_hub=MessageHub.get_instance(f'preempt{rank}'))
+                             message_hub=MessageHub.get_instance(f'preempt{rank}'),
+                             visualizer=SimpleNamespace(close=lambda: None))
     hook.before_train(runner)
     try:
         for iteration in range(iterations):
@@ -40,7 +41,7 @@ def test_one_process_stops_after_the_signalled_iteration():
     previous = signal.getsignal(signal.SIGUSR1)
     assert _stopped_after(PreemptionHook(requeue=False), signalled_at=7) == 7
     assert _stopped_after(PreemptionHook(requeue=False)) is None
-    assert signal.getsignal(signal.SIGUSR1) is previous  # restored after training
+    assert signal.getsignal(signal.SIGUSR1) is previous  # restored when stopped or done
     with pytest.raises(ValueError, match='sync_interval'):
         PreemptionHook(sync_interval=0)
 

@@ -46,8 +46,24 @@ def _axis_names(axes: Axes, axis: str) -> Tuple[str, ...]:
     return next((values for key, values in axes if key == axis), ())
 
 
+class _OnAxes:
+    """What runs and pretrainings share: a config, its stem and the axis values it was made of
+    (``axes``), by which ``--only`` selects."""
+
+    @property
+    def stem(self) -> str:
+        return osp.splitext(osp.basename(self.config))[0]
+
+    def matches(self, axis: str, names: Iterable[str]) -> bool:
+        """Whether the item's value of ``axis`` goes by one of ``names`` (any case)."""
+        return _matches(self.axes, axis, names)
+
+    def axis_names(self, axis: str) -> Tuple[str, ...]:
+        return _axis_names(self.axes, axis)
+
+
 @dataclass(frozen=True)
-class StudyRun:
+class StudyRun(_OnAxes):
     """One run of a study: a cell's config with one seed."""
 
     table: str
@@ -59,24 +75,13 @@ class StudyRun:
     axes: Axes = ()
 
     @property
-    def stem(self) -> str:
-        return osp.splitext(osp.basename(self.config))[0]
-
-    @property
     def name(self) -> str:
         """Unique in a study, and its work dir below the work root."""
         return f'{self.stem}/seed{self.seed}'
 
-    def matches(self, axis: str, names: Iterable[str]) -> bool:
-        """Whether the run's value of ``axis`` goes by one of ``names`` (any case)."""
-        return _matches(self.axes, axis, names)
-
-    def axis_names(self, axis: str) -> Tuple[str, ...]:
-        return _axis_names(self.axes, axis)
-
 
 @dataclass(frozen=True)
-class Pretraining:
+class Pretraining(_OnAxes):
     """A pretraining (DINO) run whose exported backbone some cells' configs start from."""
 
     config: str
@@ -85,18 +90,8 @@ class Pretraining:
     axes: Axes = ()
 
     @property
-    def stem(self) -> str:
-        return osp.splitext(osp.basename(self.config))[0]
-
-    @property
     def name(self) -> str:
         return f'pretraining/{self.stem}'
-
-    def matches(self, axis: str, names: Iterable[str]) -> bool:
-        return _matches(self.axes, axis, names)
-
-    def axis_names(self, axis: str) -> Tuple[str, ...]:
-        return _axis_names(self.axes, axis)
 
 
 @dataclass

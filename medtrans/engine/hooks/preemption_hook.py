@@ -1,13 +1,16 @@
 """Checkpoint and requeue on a scheduler's warning signal, so that a preempted run loses nothing."""
+import logging
 import os
 import signal
 import subprocess
+import threading
 from typing import Optional, Sequence
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import barrier, is_distributed, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
 
 from medtrans.registry import HOOKS
 from medtrans.utils.upstream import save_checkpoint_at_step
@@ -37,7 +40,10 @@ class PreemptionHook(Hook):
     The requeue is ``scontrol requeue <job>`` for the job (or array task) in ``SLURM_JOB_ID``
     (``SLURM_ARRAY_JOB_ID``/``SLURM_ARRAY_TASK_ID``), from the main process; outside Slurm, or with
     ``requeue=False``, the run just exits with :data:`EXIT_PREEMPTED`, for whatever runs it to
-    start it again. The previous signal handlers are restored after training.
+    start it again. The handlers are installed when the hook is built (so that the data workers
+    the Runner forks inherit them) and the previous ones restored when training ends or stops.
+    Slurm's multi-process steps should be ``srun`` tasks, which all get the signal; torchrun's
+    agent does not handle SIGUSR1 (the study's Slurm jobs use ``srun``).
 
     Args:
         signals (Sequence[str]): Names of the signals to act on. Defaults to ``('SIGUSR1',)``
@@ -58,18 +64,27 @@ class PreemptionHook(Hook):
         self.requeue = requeue
         self.received: Optional[str] = None
         self._previous = {}
+        # Installed when the hook is built, before the Runner forks its data workers: they
+        # inherit this flag-setter (Slurm signals every process of a step), not the default
+        # action, which would kill them.
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.signals:
+                self._previous[signum] = signal.signal(signum, self._record)
+        else:
+            print_log('PreemptionHook: not in the main thread, where Python takes signals: '
+                      'a preemption signal will not checkpoint this run.', logger='current',
+                      level=logging.WARNING)
 
     def _record(self, signum, frame) -> None:
         self.received = signal.Signals(signum).name
 
-    def before_train(self, runner) -> None:
-        for signum in self.signals:
-            self._previous[signum] = signal.signal(signum, self._record)
-
-    def after_train(self, runner) -> None:
+    def _restore_handlers(self) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous = {}
+
+    def after_train(self, runner) -> None:
+        self._restore_handlers()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if not self._stop_now(runner):
@@ -87,6 +102,9 @@ class PreemptionHook(Hook):
             self._requeue(runner)
         if is_distributed():
             barrier()  # the main process has written the checkpoint before any process exits
+        # The run ends here, without the after_train / after_run hooks: close what they would.
+        self._restore_handlers()
+        runner.visualizer.close()
         raise SystemExit(EXIT_PREEMPTED)
 
     def _stop_now(self, runner) -> bool:
@@ -105,10 +123,11 @@ class PreemptionHook(Hook):
         if os.environ.get('SLURM_ARRAY_TASK_ID'):
             job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
         try:
-            result = subprocess.run(['scontrol', 'requeue', job], capture_output=True, text=True)
+            result = subprocess.run(['scontrol', 'requeue', job], capture_output=True, text=True,
+                                    timeout=60)
             error = None if result.returncode == 0 else (
                 f'exit status {result.returncode}: {result.stderr.strip()}')
-        except OSError as err:  # no scontrol on PATH
+        except (OSError, subprocess.TimeoutExpired) as err:  # no scontrol, or no answer
             error = str(err)
         if error is None:
             runner.logger.warning(f'Slurm job {job} requeued: it resumes from this checkpoint.')

@@ -41,7 +41,9 @@ class SafeResumeHook(Hook):
         self._loaded_rng_state = None
         self._train_rng_state = None  # set while validating
         self._saved_before_val = None  # (epoch, iter) of a checkpoint written before validation
-        self._loaded_pending = None  # the same, of a loaded checkpoint marked validation_pending
+        #: (epoch, iter) of the loaded checkpoint if it is marked ``validation_pending``: the
+        #: train loop validates first (:class:`~medtrans.engine.ResumableIterBasedTrainLoop`).
+        self.loaded_pending = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         validating = self._train_rng_state is not None
@@ -63,8 +65,8 @@ class SafeResumeHook(Hook):
             checkpoint[key] = from_plain(checkpoint[key])
         self._loaded_rng_state = checkpoint.get('rng_state')
         meta = checkpoint.get('meta', {})
-        self._loaded_pending = ((meta.get('epoch'), meta.get('iter'))
-                                if meta.get('validation_pending') else None)
+        self.loaded_pending = ((meta.get('epoch'), meta.get('iter'))
+                               if meta.get('validation_pending') else None)
 
     def before_train(self, runner) -> None:
         # Only a resumed run (iter > 0) continues the saved random streams: a run that merely
@@ -75,8 +77,10 @@ class SafeResumeHook(Hook):
             _set_rng_state(self._loaded_rng_state)
         # The loop runs a pending validation first; the checkpoint is written again after it.
         if runner.iter > 0:
-            self._saved_before_val = self._loaded_pending
-        self._loaded_rng_state = self._loaded_pending = None
+            self._saved_before_val = self.loaded_pending
+        else:
+            self.loaded_pending = None
+        self._loaded_rng_state = None
 
     def before_val_epoch(self, runner) -> None:
         # Validation draws from the global generators (each new DataLoader iterator draws its
@@ -114,13 +118,19 @@ def _get_rng_state() -> dict:
     state = dict(
         python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
+        # The process's own device: under DDP each process sees every GPU, and rank 0 (the one
+        # that saves) has drawn from its own only.
+        state['cuda'] = torch.cuda.get_rng_state()
     return state
 
 
 def _set_rng_state(state: dict) -> None:
+    # MMEngine resumes with map_location set to the run's device; RNG states live on the CPU.
     random.setstate(state['python'])
     np.random.set_state(state['numpy'])
-    torch.set_rng_state(state['torch'])
+    torch.set_rng_state(state['torch'].cpu())
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+        cuda_state = state['cuda']
+        if isinstance(cuda_state, (list, tuple)):  # all devices' states (earlier checkpoints)
+            cuda_state = cuda_state[torch.cuda.current_device()]
+        torch.cuda.set_rng_state(cuda_state.cpu())
