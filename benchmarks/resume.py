@@ -14,8 +14,9 @@ dir:
   ``ResumableInfiniteSampler``): the sampler starts at the resumed iteration.
 
 Each resume trains the one remaining iteration; its time is that of ``Runner.train()`` (the
-dataset and workers, the checkpoint load, the skip, one step, the last checkpoint). Both build the same Runner, so the ratio is the cost of
-the skip. ``--repeats`` alternates the two, each first in every other round.
+dataset and workers, the checkpoint load, the skip, one step, the last checkpoint). Both build
+the same Runner, so the ratio is the cost of the skip. ``--repeats`` alternates the two, each
+first in every other round.
 
 Usage: python benchmarks/resume.py [--iters 301] [--images 64] [--side 1024] [--workers 2]
 """

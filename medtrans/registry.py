@@ -31,7 +31,8 @@ __all__ = [
     'RUNNERS', 'LOOPS', 'HOOKS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
     'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
     'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS', 'EVALUATOR', 'TASK_UTILS',
-    'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'is_registered_subclass'
+    'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'is_registered_subclass',
+    'registered_class'
 ]
 
 RUNNERS = Registry(
@@ -80,15 +81,36 @@ VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope='medtra
 LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope='medtrans')
 
 
+def registered_class(registry: Registry,
+                     type_: Union[str, type, None],
+                     scope: Optional[str] = 'medtrans') -> Optional[type]:
+    """The class a config's ``type`` names, resolved as MMEngine builds it.
+
+    A name is looked up in ``scope``'s child of ``registry``'s root and its parents (a scope
+    prefix, ``'mmseg.X'``, picks another package's); a class is taken as it is.
+
+    Args:
+        registry (Registry): The registry that builds the config, e.g. ``LOOPS``.
+        type_ (str | type | None): The config's ``type``.
+        scope (str, optional): The scope it is built in (the config's ``default_scope``, or a
+            ``_scope_`` above it). Defaults to 'medtrans'.
+
+    Returns:
+        type | None: The class; None for a name registered nowhere it is looked up.
+    """
+    if isinstance(type_, str):
+        with registry.switch_scope_and_registry(scope) as scoped:
+            type_ = scoped.get(type_)
+    return type_ if isinstance(type_, type) else None
+
+
 def is_registered_subclass(registry: Registry,
                            type_: Union[str, type, None],
                            base: Union[Type, Tuple[Type, ...]],
                            scope: Optional[str] = 'medtrans') -> bool:
-    """Whether a config's ``type`` is ``base`` or a subclass of it, resolved as MMEngine builds it.
-
-    A name is looked up in ``scope``'s child of ``registry``'s root and its parents (a scope
-    prefix, ``'mmseg.X'``, picks another package's), so a plugin's subclass registered under its
-    own name counts as well as ``base``'s registered name; a class is taken as it is.
+    """Whether a config's ``type`` is ``base`` or a subclass of it, resolved as MMEngine builds it
+    (:func:`registered_class`), so a plugin's subclass registered under its own name counts as
+    well as ``base``'s registered name.
 
     Args:
         registry (Registry): The registry that builds the config, e.g. ``LOOPS``.
@@ -100,7 +122,5 @@ def is_registered_subclass(registry: Registry,
         bool: True for ``base`` or a subclass; False for another class or a name registered
         nowhere it is looked up.
     """
-    if isinstance(type_, str):
-        with registry.switch_scope_and_registry(scope) as scoped:
-            type_ = scoped.get(type_)
-    return isinstance(type_, type) and issubclass(type_, base)
+    found = registered_class(registry, type_, scope)
+    return found is not None and issubclass(found, base)

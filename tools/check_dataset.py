@@ -4,8 +4,12 @@
 [--splits train val test] [--workers N]``
 
 Exits with status 1 if any problem was found, 0 otherwise. The work dir is the one
-tools/train.py would use, and the divided splits are checked against their records there
-(``<work_dir>/splits/``), or recorded, as training does (``SplitRecordHook``).
+tools/train.py would use (``--work-dir``, else ``./work_dirs/<config name>``), and the divided
+splits are checked against their records there (``<work_dir>/splits/``), or recorded, as
+training does (``SplitRecordHook``); the report ends with the records it wrote or matched.
+Every bad row of a label table is one line of the report (its other rows are still checked).
+On a terminal a progress bar is drawn on stderr; otherwise a line every ``--progress-every``
+samples.
 """
 import argparse
 import os
@@ -27,7 +31,8 @@ def parse_args():
         help='threads decoding files; 0 decodes in the main thread (default: up to 4)')
     parser.add_argument(
         '--progress-every', type=int, default=500,
-        help='print a progress line to stderr every this many samples (default: 500)')
+        help='without a terminal, print a progress line to stderr every this many samples '
+        '(default: 500); on a terminal a progress bar is drawn instead')
     return parser.parse_args()
 
 

@@ -13,13 +13,15 @@ Large images: the model sees what the config's test pipeline makes of them (the 
 configs resize the whole image, e.g. to 512x512, and the mask is resized back). ``--slide``
 instead runs the segmentation model over windows of its input size at the image's own
 resolution, stride ``--stride`` (default: two thirds of the window), averaging overlaps.
+
+A missing checkpoint or input stops the tool with one message (``--debug`` adds the traceback).
 """
 import argparse
 import os.path as osp
 
 
 def parse_args():
-    from medtrans.apis.cli import add_config_args
+    from medtrans.apis.cli import add_config_args, add_debug_arg
 
     parser = argparse.ArgumentParser(description='Predict on new images with a medtrans model')
     add_config_args(parser)
@@ -35,12 +37,15 @@ def parse_args():
                         help='segmentation: masks only')
     parser.add_argument('--overlay-size', type=int, default=1024,
                         help='longer side of the overlays in pixels (default: 1024)')
+    add_debug_arg(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     from medtrans.apis import (
+        ToolRun,
+        check_checkpoint,
         infer_to_dir,
         init_model,
         list_images,
@@ -49,14 +54,17 @@ def main():
         sliding_window,
     )
 
-    cfg = load_config(args.config, args.cfg_options, **retarget_options(args))
-    if args.slide:
-        sliding_window(cfg, args.stride)
-    model = init_model(cfg, args.checkpoint, args.device)
-    images = list_images(args.inputs)
-    written = infer_to_dir(model, images, args.out_dir, batch_size=args.batch_size,
-                           overlays=args.overlays, overlay_size=args.overlay_size)
-    print(f'{len(images)} images -> {osp.abspath(args.out_dir)}: {written}', flush=True)
+    with ToolRun(args) as run:
+        check_checkpoint(args.checkpoint)
+        cfg = load_config(args.config, args.cfg_options, **retarget_options(args))
+        if args.slide:
+            sliding_window(cfg, args.stride)
+        images = list_images(args.inputs)
+        model = init_model(cfg, args.checkpoint, args.device)
+        run.started(cfg)
+        written = infer_to_dir(model, images, args.out_dir, batch_size=args.batch_size,
+                               overlays=args.overlays, overlay_size=args.overlay_size)
+        print(f'{len(images)} images -> {osp.abspath(args.out_dir)}: {written}', flush=True)
 
 
 if __name__ == '__main__':

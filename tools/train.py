@@ -1,8 +1,15 @@
-"""Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume]``."""
+"""Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume]``.
+
+Before anything is built, the config is checked (data folders, weight files, registered types,
+the options): a problem stops the tool with one message saying what to fix (``--debug`` adds
+the traceback).
+"""
 import argparse
 
 from medtrans.apis.cli import (
+    ToolRun,
     add_config_args,
+    add_debug_arg,
     add_launcher_args,
     load_config,
     retarget_options,
@@ -16,6 +23,17 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or, without a value, from the latest '
         'checkpoint in the work dir')
+    parser.add_argument(
+        '--iters', type=int, metavar='N',
+        help='train N iterations, whatever the loop (DINO\'s epochs included): a short run to '
+        'try a config. Schedules, validation and checkpoint intervals stay the config\'s; the '
+        'last iteration is checkpointed, and validated where validation has begun')
+    parser.add_argument(
+        '--batch-size', type=int, metavar='N',
+        help='images per training batch in each process (train_dataloader.batch_size): the '
+        'total batch becomes processes x N x --accumulate. The LR follows only where '
+        'auto_scale_lr is enabled: the DINO configs (DINO\'s linear rule) or --auto-scale-lr; '
+        'other configs keep their LR')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision in bfloat16 (GPUs and CPUs)')
     parser.add_argument(
@@ -30,25 +48,43 @@ def parse_args():
         '--accumulate', type=int, metavar='N',
         help='accumulate gradients over N iterations per optimizer step (a batch N times '
         'larger on small GPUs)')
+    parser.add_argument(
+        '--vis-backend', action='append', choices=['tensorboard', 'mlflow', 'wandb'],
+        metavar='NAME', default=[],
+        help='also log the run to tensorboard, mlflow or wandb (repeatable), through MMEngine\'s '
+        'visualisation backends: TensorBoard files and, unless MLFLOW_TRACKING_URI is set, an '
+        'MLflow SQLite store (mlflow.db) in the work dir; W&B as its login and WANDB_MODE say')
     add_launcher_args(parser)
+    add_debug_arg(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    from medtrans.apis import build_runner, check_work_dir, close_distributed, prepare_config
+    with ToolRun(args) as run:
+        from medtrans.apis import (
+            build_runner,
+            check_before_run,
+            check_work_dir,
+            close_distributed,
+            prepare_config,
+        )
 
-    cfg = load_config(args.config, args.cfg_options, args.local_rank, **retarget_options(args))
-    resume = True if args.resume == 'auto' else (args.resume or False)
-    prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
-                   amp=args.amp, resume=resume, auto_scale_lr=args.auto_scale_lr,
-                   accumulate=args.accumulate, compile=args.compile)
-    check_work_dir(cfg)
-    runner = build_runner(cfg)
-    try:
-        runner.train()
-    finally:
-        close_distributed()
+        cfg = load_config(args.config, args.cfg_options, args.local_rank,
+                          **retarget_options(args))
+        resume = True if args.resume == 'auto' else (args.resume or False)
+        prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,
+                       amp=args.amp, resume=resume, auto_scale_lr=args.auto_scale_lr,
+                       accumulate=args.accumulate, compile=args.compile, iters=args.iters,
+                       batch_size=args.batch_size, vis_backends=args.vis_backend)
+        check_work_dir(cfg)
+        check_before_run(cfg, 'train', checkpoint=resume if isinstance(resume, str) else None)
+        try:
+            runner = build_runner(cfg)
+            run.started(cfg)
+            runner.train()
+        finally:
+            close_distributed()
 
 
 if __name__ == '__main__':

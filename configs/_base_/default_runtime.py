@@ -8,10 +8,9 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 randomness = dict(seed=0, deterministic=False)
-# Set `tensorboard = True` (or --cfg-options tensorboard=True) to also log to TensorBoard
-# (MedtransRunner adds the backend). The segmentation visualizer comes with its recipe base; the
-# other tasks use MMEngine's default, the local backend.
-tensorboard = False
+# The segmentation visualizer comes with its recipe base; the other tasks use MMEngine's default,
+# the local backend. tools/train.py --vis-backend tensorboard|mlflow|wandb adds a backend to
+# `visualizer.vis_backends` (MMEngine's own list, where a config may name them too).
 log_processor = dict(by_epoch=False, window_size=20)
 log_level = 'INFO'
 load_from = None

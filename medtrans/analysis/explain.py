@@ -20,7 +20,8 @@ from medtrans.apis import model_inputs
 
 from .attention import cls_attention_maps, keep_attention_mass
 
-__all__ = ['grad_cam', 'cam_layer', 'heatmap_overlay', 'explain_images']
+__all__ = ['grad_cam', 'cam_layer', 'heatmap_overlay', 'explain_images', 'titled',
+           'title_height']
 
 
 class _Logits(nn.Module):
@@ -93,10 +94,42 @@ def _mask_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def title_height(width: int) -> int:
+    """Height of the title band of a panel ``width`` pixels wide (:func:`titled`)."""
+    return max(16, round(width / 10))
+
+
+def titled(picture: np.ndarray, title: str) -> np.ndarray:
+    """A panel with its title, black on white, in a band above it.
+
+    Args:
+        picture (np.ndarray): uint8 HxWx3 BGR.
+        title (str): What the panel shows; its size is chosen to fit the width.
+
+    Returns:
+        np.ndarray: uint8 (H + :func:`title_height` (W)) x W x 3 BGR.
+    """
+    height, width = title_height(picture.shape[1]), picture.shape[1]
+    band = np.full((height, width, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (text_w, text_h), _ = cv2.getTextSize(title, font, 1.0, 1)
+    scale = min(0.6 * height / text_h, 0.95 * width / text_w)
+    (text_w, text_h), _ = cv2.getTextSize(title, font, scale, 1)
+    origin = ((width - text_w) // 2, (height + text_h) // 2)
+    cv2.putText(band, title, origin, font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([band, picture], axis=0)
+
+
 def _display(batch_input: torch.Tensor) -> np.ndarray:
     """A pipeline output image (C, H, W) as uint8 HxWx3 BGR."""
     image = batch_input.permute(1, 2, 0).cpu().numpy().astype(np.uint8)
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.shape[2] == 1 else image
+
+
+def _name(model: nn.Module) -> str:
+    """The backbone's architecture (timm's name, ``resnet50``), for a panel's title."""
+    backbone = getattr(model, 'backbone', model)
+    return str(getattr(backbone, 'arch', type(backbone).__name__))
 
 
 def explain_images(images: Sequence[str], out_dir: str, cnn: Optional[nn.Module] = None,
@@ -106,7 +139,9 @@ def explain_images(images: Sequence[str], out_dir: str, cnn: Optional[nn.Module]
 
     Each model sees the image through its own config's test pipeline; the panels show the
     image as the first model given sees it. Per image ``<stem>.png`` holds the panels side by
-    side and, with a ViT, ``<stem>_heads.png`` each head's attention.
+    side and, with a ViT, ``<stem>_heads.png`` each head's attention. Each panel has its title
+    above it (:func:`titled`): ``image``, ``Grad-CAM (<CNN architecture>)``, ``attention (mean of N
+    heads)``, ``top <mass>% of attention``, and ``head 1`` ... ``head N``.
 
     Args:
         images (Sequence[str]): Image files.
@@ -124,25 +159,28 @@ def explain_images(images: Sequence[str], out_dir: str, cnn: Optional[nn.Module]
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for path in images:
+        # Title -> panel, in the order shown.
         panels: Dict[str, np.ndarray] = {}
         heads = None
         if cnn is not None:
             inputs, batch = next(model_inputs(cnn, [path]))
-            panels['image'] = _display(batch['inputs'][0])
-            panels['grad_cam'] = heatmap_overlay(panels['image'], grad_cam(cnn, inputs)[0])
+            image = _display(batch['inputs'][0])
+            panels['image'] = image
+            panels[f'Grad-CAM ({_name(cnn)})'] = heatmap_overlay(image, grad_cam(cnn, inputs)[0])
         if vit is not None:
             inputs, batch = next(model_inputs(vit, [path]))
             image = _display(batch['inputs'][0])
             panels.setdefault('image', image)
             maps = cls_attention_maps(vit.backbone, inputs)[0].cpu()
             mean = maps.mean(dim=0)
-            panels['attention'] = heatmap_overlay(image, mean.numpy())
-            panels['attention_mass'] = _mask_overlay(image, keep_attention_mass(mean, mass)
-                                                     .numpy())
-            heads = np.concatenate([heatmap_overlay(image, m.numpy()) for m in maps], axis=1)
+            panels[f'attention (mean of {len(maps)} heads)'] = heatmap_overlay(image, mean.numpy())
+            panels[f'top {mass:.0%} of attention'] = _mask_overlay(
+                image, keep_attention_mass(mean, mass).numpy())
+            heads = np.concatenate([titled(heatmap_overlay(image, m.numpy()), f'head {i}')
+                                    for i, m in enumerate(maps, 1)], axis=1)
         height = panels['image'].shape[0]
-        row = [cv2.resize(p, (round(p.shape[1] * height / p.shape[0]), height))
-               for p in panels.values()]
+        row = [titled(cv2.resize(p, (round(p.shape[1] * height / p.shape[0]), height)), title)
+               for title, p in panels.items()]
         stem = osp.splitext(osp.basename(path))[0]
         for name, picture in ((stem, np.concatenate(row, axis=1)), (f'{stem}_heads', heads)):
             if picture is None:

@@ -1,14 +1,19 @@
-"""Command-line pieces shared by the tools: the flags mmseg users know, and config loading."""
+"""Command-line pieces shared by the tools: the flags mmseg users know, config loading, and how
+a tool reports an error."""
 import argparse
 import os
-from typing import Any, Dict, Optional
+import os.path as osp
+import sys
+import traceback
+from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from .retarget import check_overrides, retarget
+from .retarget import NO_TENSORBOARD_SWITCH, check_overrides, data_root_fields, retarget
 
-__all__ = ['add_config_args', 'add_launcher_args', 'load_config', 'retarget_options']
+__all__ = ['add_config_args', 'add_launcher_args', 'add_debug_arg', 'load_config',
+           'retarget_options', 'ToolRun']
 
 
 def _config_file(path: str) -> str:
@@ -58,6 +63,73 @@ def add_launcher_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def add_debug_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--debug``: errors before the run with their traceback (:class:`ToolRun`)."""
+    parser.add_argument(
+        '--debug', action='store_true',
+        help='show the traceback of an error found before the run starts (by default one '
+        'message says what to fix)')
+
+
+def _data_roots(cfg) -> List[str]:
+    roots = [root for *_, root in data_root_fields(cfg) if isinstance(root, str) and root]
+    return list(dict.fromkeys(roots + [osp.abspath(root) for root in roots]))
+
+
+class ToolRun:
+    """How a tool ends on an error (a context manager around its ``main``).
+
+    Until :meth:`started` (once the config is loaded and checked, and the Runner built): one
+    message on stderr saying what to fix, exit status 1, no traceback unless ``--debug``. The
+    checks before the Runner (:func:`~medtrans.apis.preflight.check_before_run`) find the
+    common problems before it prints anything; its config goes to the work dir's log. Once
+    started: the traceback, as Python prints it, followed, when the error names a file under one
+    of the config's data folders (a sample that could not be read), by the
+    ``tools/check_dataset.py`` command that reports every such file at once.
+
+    Args:
+        args (argparse.Namespace): The tool's arguments: ``config``, and ``debug``,
+            ``data_root`` where the tool has them.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.prog = osp.basename(sys.argv[0]) or 'medtrans'
+        self._data_roots: Optional[List[str]] = None
+
+    def started(self, cfg) -> None:
+        """The run starts: errors from now on are the run's (see the class docstring)."""
+        self._data_roots = _data_roots(cfg)
+
+    def __enter__(self) -> 'ToolRun':
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if not isinstance(error, Exception):
+            return False
+        if self._data_roots is None:
+            if getattr(self.args, 'debug', False):
+                return False
+            message = (error.args[0] if isinstance(error, KeyError) and error.args else
+                       str(error) if isinstance(error, (ValueError, OSError, ImportError)) else
+                       f'{type(error).__name__}: {error}')
+            print(f'{self.prog}: error: {message}\n{self.prog}: (--debug shows the traceback)',
+                  file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        text = str(error)
+        if isinstance(error, (ValueError, OSError)) and any(
+                root in text for root in self._data_roots):
+            traceback.print_exception(error)
+            command = f'python tools/check_dataset.py {self.args.config}'
+            if getattr(self.args, 'data_root', None):
+                command += f' --data-root {self.args.data_root}'
+            print(f'{self.prog}: a file of the data could not be read (above). `{command}` '
+                  "reads every file of the config's data and reports all problems at once.",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        return False
+
+
 def load_config(path: str,
                 cfg_options: Optional[dict] = None,
                 local_rank: Optional[int] = None,
@@ -94,6 +166,8 @@ def load_config(path: str,
             'so the config ran only through medtrans tools). Set the fields themselves, as '
             'configs/demo/deeplab3_deit_s_demo_isic2018.py does, or pass --data-root, '
             '--pretrained, --img-size.')
+    if 'tensorboard' in cfg:
+        raise ValueError(NO_TENSORBOARD_SWITCH.format(where=f'{path}: `tensorboard = ...`'))
     changed = retarget(cfg, **retargets)
     for name, fields in changed.items():
         print_log(f'{name} = {retargets[name]!r} set in {", ".join(fields)}', logger='current')

@@ -6,18 +6,21 @@ DINO backbones) share one test pipeline per config, so one API serves them all:
 
 .. code-block:: python
 
-    from medtrans.apis import init_model, inference, extract_features
+    from medtrans.apis import init_model, inference, extract_features, list_images
     model = init_model('configs/deeplab3_deit_s_isic2018.py', 'best_IoU_iter_N.pth', 'cuda')
     samples = inference(model, ['lesion.jpg'])   # SegDataSample: pred_sem_seg at the image size
-    embeddings = extract_features(model, ['lesion.jpg'])   # (1, 384): the backbone embedding
+    embeddings = extract_features(model, 'new_images/')   # (N, 384): the backbone embeddings
+    names = list_images('new_images/')                    # the image of each row, in order
 
-Images go through the config's test pipeline (its loading transform included, so 16-bit,
-greyscale and DICOM files are read as in testing); label loading is skipped, as the images have
-none.
+Images are given as ``tools/infer.py`` takes them: files, folders (searched recursively for
+:data:`IMAGE_EXTENSIONS`, sorted) or a mix, in the order of :func:`list_images`. They go through
+the config's test pipeline (its loading transform included, so 16-bit, greyscale and DICOM
+files are read as in testing); label loading is skipped, as the images have none. Each data
+sample carries ``img_path`` and, where the pipeline packs it, ``sample_id`` (:func:`image_ids`).
 """
 import os
 import os.path as osp
-from typing import List, Optional, Sequence, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -30,33 +33,46 @@ from torch import nn
 
 from medtrans.fileio import atomic_write_bytes
 from medtrans.registry import DATASETS, MODELS, TRANSFORMS
+from medtrans.utils.progress import to_current_logger, track
 
 from .cli import load_config
 
 __all__ = [
     'init_model', 'inference', 'extract_features', 'infer_to_dir', 'sliding_window',
-    'list_images', 'IMAGE_EXTENSIONS'
+    'list_images', 'image_ids', 'IMAGE_EXTENSIONS'
 ]
 
-#: File extensions that ``tools/infer.py`` collects from a folder.
+#: File extensions that :func:`list_images` collects from a folder (any case).
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.dcm')
 
+#: Images as the API takes them: a file or folder, or a sequence of files and folders.
 Images = Union[str, Sequence[str]]
 
 
-def list_images(inputs: Sequence[str]) -> List[str]:
-    """Image files given as files or folders (searched recursively, sorted), in order.
+def list_images(inputs: Images) -> List[str]:
+    """The image files of files, folders or a mix, as ``tools/infer.py`` and the API read them.
+
+    A file is taken as given, whatever its extension (the pipeline's loading transform decides
+    whether it is an image); a folder gives its files with an extension of
+    :data:`IMAGE_EXTENSIONS`, searched recursively (links followed) and sorted by path.
+
+    Args:
+        inputs (str | Sequence[str]): A file or folder, or several.
+
+    Returns:
+        list[str]: The image files, in the order of ``inputs`` (a folder's in sorted order).
 
     Raises:
         FileNotFoundError: An input that is neither a file nor a folder, or a folder without
-            images (:data:`IMAGE_EXTENSIONS`).
+            images.
     """
     files: List[str] = []
-    for item in inputs:
+    for item in [inputs] if isinstance(inputs, str) else inputs:
         if osp.isfile(item):
             files.append(item)
         elif osp.isdir(item):
-            found = sorted(osp.join(root, name) for root, _, names in os.walk(item)
+            found = sorted(osp.join(root, name)
+                           for root, _, names in os.walk(item, followlinks=True)
                            for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
                 raise FileNotFoundError(f'{item}: no image files ({", ".join(IMAGE_EXTENSIONS)})')
@@ -64,6 +80,26 @@ def list_images(inputs: Sequence[str]) -> List[str]:
         else:
             raise FileNotFoundError(f'{item}: no such file or folder')
     return files
+
+
+def image_ids(paths: Sequence[str]) -> List[str]:
+    """Short, unique names of image files: their paths relative to the folder holding them all.
+
+    ``['in/a.jpg', 'in/sub/b.jpg']`` gives ``['a.jpg', 'sub/b.jpg']``; one file gives its name.
+    ``/`` separates folders on every system. They are the ``sample_id`` of
+    :func:`inference`'s data samples and of ``predictions.csv`` (:func:`infer_to_dir`).
+
+    Args:
+        paths (Sequence[str]): Image files, e.g. from :func:`list_images`.
+
+    Returns:
+        list[str]: One id per path, in order.
+    """
+    if not paths:
+        return []
+    absolute = [osp.abspath(path) for path in paths]
+    root = osp.commonpath([osp.dirname(path) for path in absolute])
+    return [osp.relpath(path, root).replace(os.sep, '/') for path in absolute]
 
 
 def init_model(config: Union[str, Config],
@@ -112,16 +148,15 @@ def _test_pipeline(model: nn.Module) -> Compose:
         return Compose([TRANSFORMS.build(t) for t in loader.dataset.pipeline])
 
 
-def _batches(model: nn.Module, images: Images, batch_size: int):
-    paths = [images] if isinstance(images, str) else list(images)
+def _batches(model: nn.Module, paths: Sequence[str], batch_size: int) -> Iterator[dict]:
+    """The collated pipeline outputs of image files (from :func:`list_images`), a batch each."""
     pipeline = _test_pipeline(model)
+    ids = image_ids(paths)
     for start in range(0, len(paths), batch_size):
-        samples = []
-        for index, path in enumerate(paths[start:start + batch_size], start):
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'inference: {path}: no such file')
-            samples.append(pipeline(dict(img_path=path, sample_idx=index)))
-        yield pseudo_collate(samples)
+        yield pseudo_collate([
+            pipeline(dict(img_path=paths[index], sample_id=ids[index], sample_idx=index))
+            for index in range(start, min(start + batch_size, len(paths)))
+        ])
 
 
 def model_inputs(model: nn.Module, images: Images, batch_size: int = 1):
@@ -130,7 +165,7 @@ def model_inputs(model: nn.Module, images: Images, batch_size: int = 1):
 
     Args:
         model (nn.Module): From :func:`init_model`.
-        images (str | Sequence[str]): Image file(s).
+        images (str | Sequence[str]): Image files, folders or a mix (:func:`list_images`).
         batch_size (int): Images per batch. Defaults to 1.
 
     Yields:
@@ -138,7 +173,7 @@ def model_inputs(model: nn.Module, images: Images, batch_size: int = 1):
         and the collated pipeline output (``batch['inputs']`` the images before normalisation,
         uint8 in the loading order of channels, BGR for colour images).
     """
-    for batch in _batches(model, images, batch_size):
+    for batch in _batches(model, list_images(images), batch_size):
         yield model.data_preprocessor(batch, False)['inputs'], batch
 
 
@@ -148,21 +183,27 @@ def inference(model: nn.Module, images: Images, batch_size: int = 1) -> list:
 
     Args:
         model (nn.Module): From :func:`init_model`.
-        images (str | Sequence[str]): Image file(s).
+        images (str | Sequence[str]): Image files, folders or a mix (:func:`list_images`).
         batch_size (int): Images per forward pass. Defaults to 1.
 
     Returns:
-        list: One data sample per image, as the model's ``test_step`` gives it:
-        ``pred_sem_seg`` (segmentation, at the image's size) or ``pred_score`` (classification).
+        list: One data sample per image of :func:`list_images`, in its order, as the model's
+        ``test_step`` gives it: ``pred_sem_seg`` (segmentation, at the image's size) or
+        ``pred_score`` (classification); ``img_path`` names the image.
+
+    Raises:
+        FileNotFoundError: An input that is neither a file nor a folder, or a folder without
+            images.
     """
     results = []
-    for batch in _batches(model, images, batch_size):
+    for batch in _batches(model, list_images(images), batch_size):
         results.extend(model.test_step(batch))
     return results
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, images: Images, batch_size: int = 1) -> torch.Tensor:
+def extract_features(model: nn.Module, images: Images, batch_size: int = 1,
+                     progress: bool = True) -> torch.Tensor:
     """The backbone embedding of image files (the :class:`EmbeddingBackbone` interface: CLS
     token of a ViT, pooled last stage of a CNN), through the config's test pipeline.
 
@@ -170,19 +211,31 @@ def extract_features(model: nn.Module, images: Images, batch_size: int = 1) -> t
         model (nn.Module): From :func:`init_model`; its ``backbone`` has ``forward_embedding``
             (medtrans backbones; for DINO models the student's, see ``embedding`` in
             ``docs/knn.md`` for the teacher).
-        images (str | Sequence[str]): Image file(s).
+        images (str | Sequence[str]): Image files, folders or a mix (:func:`list_images`).
         batch_size (int): Images per forward pass. Defaults to 1.
+        progress (bool): Show the progress: a bar on a terminal, else a log line every 30 s
+            (:func:`medtrans.utils.progress.track`). Defaults to True.
 
     Returns:
-        torch.Tensor: (N, C) embeddings on the model's device.
+        torch.Tensor: (N, C) embeddings on the model's device, one row per image of
+        :func:`list_images` ``(images)``, in its order.
+
+    Raises:
+        FileNotFoundError: An input that is neither a file nor a folder, or a folder without
+            images.
     """
     backbone = getattr(model, 'backbone', None)
     if not callable(getattr(backbone, 'forward_embedding', None)):
         raise TypeError(f'extract_features: {type(model).__name__}.backbone has no '
                         'forward_embedding (the EmbeddingBackbone interface of medtrans '
                         'backbones).')
+    paths = list_images(images)
+    batches = _batches(model, paths, batch_size)
     features = []
-    for inputs, _ in model_inputs(model, images, batch_size):
+    for batch in track(batches, -(-len(paths) // batch_size),
+                       f'extract_features ({len(paths)} images, batches of {batch_size})',
+                       log=to_current_logger if progress else None):
+        inputs = model.data_preprocessor(batch, False)['inputs']
         features.append(backbone.forward_embedding(inputs))
     return torch.cat(features)
 
@@ -220,13 +273,23 @@ def _overlay(img_path: str, mask: torch.Tensor, longer_side: int):
     return tinted
 
 
-def infer_to_dir(model: nn.Module, images: Sequence[str], out_dir: str, batch_size: int = 1,
+def infer_to_dir(model: nn.Module, images: Images, out_dir: str, batch_size: int = 1,
                  overlays: bool = True, overlay_size: int = 1024) -> str:
     """Predict on image files and write the results (``tools/infer.py``).
 
     Segmentation: the masks as :class:`~medtrans.evaluation.metrics.DumpSegMasks` writes them
     and, with ``overlays``, ``overlays/<stem>.jpg``. Classification: ``predictions.csv`` as
-    :class:`~medtrans.evaluation.metrics.DumpPredictionsCsv` writes it.
+    :class:`~medtrans.evaluation.metrics.DumpPredictionsCsv` writes it: ``sample_id`` (the
+    image's :func:`image_ids` name), ``pred_label`` and the class probabilities (no ground-truth
+    column: new images have none).
+
+    Args:
+        model (nn.Module): From :func:`init_model`.
+        images (str | Sequence[str]): Image files, folders or a mix (:func:`list_images`).
+        out_dir (str): Where the outputs go.
+        batch_size (int): Images per forward pass. Defaults to 1.
+        overlays (bool): Segmentation: write the overlays too. Defaults to True.
+        overlay_size (int): Longer side of the overlays in pixels. Defaults to 1024.
 
     Returns:
         str: What was written.
@@ -237,7 +300,7 @@ def infer_to_dir(model: nn.Module, images: Sequence[str], out_dir: str, batch_si
     table = DumpPredictionsCsv(osp.join(out_dir, 'predictions.csv'))
     masks.dataset_meta = table.dataset_meta = model.dataset_meta
     written = 0
-    for batch in _batches(model, images, batch_size):
+    for batch in _batches(model, list_images(images), batch_size):
         with torch.no_grad():
             samples = [s.to_dict() for s in model.test_step(batch)]
         if 'pred_sem_seg' in samples[0]:

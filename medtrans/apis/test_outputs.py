@@ -1,19 +1,30 @@
-"""What ``tools/test.py`` adds to a config for its outputs: overlays, per-image CSV, masks."""
+"""What ``tools/test.py`` adds to a config for its outputs (overlays, per-image CSV, masks), and
+its summary of what it measured and wrote."""
 import copy
+import glob
+import numbers
+import os.path as osp
+from typing import Dict, Optional
 
 from mmengine.config import Config
 
+from medtrans.datasets.splits import SPLIT_RECORD_DIR
+from medtrans.engine.hooks import MetricsJsonHook
 from medtrans.evaluation.metrics import LesionSegMetric
-from medtrans.registry import METRICS, is_registered_subclass
+from medtrans.registry import METRICS, VISUALIZERS, is_registered_subclass
+from medtrans.visualization import BoundedSegLocalVisualizer
 
 __all__ = ['enable_show_dir', 'read_only_tested_split', 'enable_predictions_csv',
-           'enable_mask_export']
+           'enable_mask_export', 'test_summary']
 
 
 def enable_show_dir(cfg: Config, show_dir: str) -> Config:
-    """Make the test run save prediction overlays as PNG files under ``show_dir``.
+    """Make the test run save prediction overlays as PNG files in ``show_dir``.
 
-    Files land in ``show_dir/vis_data/vis_image/`` (MMEngine's local visualizer backend).
+    With the segmentation configs' :class:`~medtrans.visualization.BoundedSegLocalVisualizer`
+    (or a subclass) each image's drawing is ``show_dir/<image stem>.png``, as
+    ``tools/infer.py`` names its overlays; another visualizer writes through its backends, in
+    ``show_dir/vis_data/vis_image/``.
     """
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
@@ -21,7 +32,11 @@ def enable_show_dir(cfg: Config, show_dir: str) -> Config:
                        "(e.g. dict(type='mmseg.SegVisualizationHook')) in the config.")
     hook['draw'] = True
     hook['interval'] = 1
-    cfg.visualizer['save_dir'] = show_dir
+    if is_registered_subclass(VISUALIZERS, cfg.visualizer.get('type'), BoundedSegLocalVisualizer,
+                              cfg.get('default_scope', 'medtrans')):
+        cfg.visualizer['out_dir'] = show_dir
+    else:
+        cfg.visualizer['save_dir'] = show_dir
     return cfg
 
 
@@ -71,3 +86,33 @@ def _test_metrics(cfg: Config) -> list:
 def _add_test_metric(cfg: Config, metric: dict) -> Config:
     cfg.test_evaluator = _test_metrics(cfg) + [metric]
     return cfg
+
+
+def test_summary(runner, metrics: Dict, outputs: Optional[Dict[str, str]] = None) -> str:
+    """What a test run measured and wrote, for the end of its log.
+
+    Args:
+        runner (Runner): The runner, after ``test()``.
+        metrics (dict): What ``test()`` returned.
+        outputs (dict[str, str], optional): Further outputs, by what they are (e.g. ``'masks'``:
+            the ``--out-dir`` folder). Defaults to None.
+
+    Returns:
+        str: Lines: the checkpoint, the number of images and the metrics; the metrics JSON;
+        the split records of the work dir (the tested split was checked against them, or
+        written there); the further outputs.
+    """
+    dataset = runner.test_dataloader.dataset
+    values = ' '.join(f'{key}={value:.4f}' if isinstance(value, numbers.Real) else
+                      f'{key}={value}' for key, value in sorted(metrics.items()))
+    lines = [f'Test of {runner.cfg.get("load_from") or "the initial weights"} on '
+             f'{len(dataset)} images: {values or "no metrics"}']
+    for hook in runner.hooks:
+        if isinstance(hook, MetricsJsonHook):
+            lines.append(f'Metrics: {osp.join(runner.work_dir, hook.out_dir, "test_latest.json")}')
+    records = sorted(glob.glob(osp.join(runner.work_dir, SPLIT_RECORD_DIR, '*.json')))
+    if records:
+        lines.append('Split records (the tested split checked against them, or written): '
+                     + ', '.join(records))
+    lines += [f'{what}: {path}' for what, path in (outputs or {}).items()]
+    return '\n'.join(lines)

@@ -35,7 +35,7 @@ class APTOS2019Dataset(BaseClsDataset):
         FileNotFoundError: Missing ``data_root``, ``train.csv``, ``train_images`` or an image.
         ValueError: A malformed table: a grade other than 0..4, a repeated or malformed id, a
             row with another number of cells, an image without a row; each names the file and
-            line.
+            line, and every bad row is named (in one error).
     """
 
     METAINFO = dict(classes=('No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'))
@@ -61,10 +61,11 @@ class APTOS2019Dataset(BaseClsDataset):
         for line, row in table.rows():
             grade = _GRADES.get(row[grade_col])
             if grade is None:
-                raise table.error(line, f'diagnosis is {row[grade_col]!r}; expected a grade '
-                                        '0, 1, 2, 3 or 4')
+                table.reject(line, f'diagnosis is {row[grade_col]!r}; expected a grade 0, 1, 2, '
+                                   '3 or 4', sample_id=row[id_col])
+                continue
             rows.append((line, row[id_col]))
             grades.append(grade)
         paths = image_paths(table, rows, osp.join(self.data_root, 'train_images'), '.png')
         return [dict(img_path=path, sample_id=sample_id, gt_label=grade)
-                for path, (_, sample_id), grade in zip(paths, rows, grades)]
+                for path, (_, sample_id), grade in zip(paths, rows, grades) if path is not None]

@@ -24,7 +24,7 @@ from medtrans.registry import DATASETS
 
 from .classification import BaseClsDataset
 from .transforms.dicom import read_dicom_uint8
-from .utils import find_missing, read_csv_table
+from .utils import find_missing, read_csv_table, settle_problems
 
 __all__ = ['CBISDDSMDataset', 'CbisImage', 'read_cbis_ddsm_table', 'read_cbis_ddsm_images',
            'find_cbis_ddsm_dicom', 'convert_cbis_ddsm_to_png', 'CBIS_DDSM_TABLES']
@@ -108,29 +108,33 @@ def read_cbis_ddsm_table(path: str, abnormality_type: str,
     files: Dict[str, Tuple[int, str]] = {}
     for line, row in table.rows():
         patient, side, view, number, kind, image_file = (row[c] for c in cols)
-        for column, value, ok, expected in (
+        bad = next(((column, value, expected) for column, value, ok, expected in (
             (_PATIENT, patient, _PATIENT_ID.fullmatch(patient), 'P_ and 5 digits'),
             (_SIDE, side, side in ('LEFT', 'RIGHT'), 'LEFT or RIGHT'),
             (_VIEW, view, view in ('CC', 'MLO'), 'CC or MLO'),
             (_ABNORMALITY_ID, number, _ABNORMALITY_NUMBER.fullmatch(number), '1, 2, ...'),
             (_ABNORMALITY_TYPE, kind, kind == abnormality_type, abnormality_type),
-        ):
-            if not ok:
-                raise table.error(line, f'"{column}" is {value!r}; expected {expected}')
+        ) if not ok), None)
+        if bad is not None:
+            table.reject(line, '"{}" is {!r}; expected {}'.format(*bad))
+            continue
         image_id = f'{patient}_{side}_{view}'
         subject = f'{prefix}_{image_id}'
         match = _IMAGE_FILE.fullmatch(image_file)
         if match is None or match.group(1) != subject:
-            raise table.error(line, f'"{_IMAGE}" is {image_file!r}; expected '
-                                    f'{subject}/<study>/<series>/<name>.dcm')
+            table.reject(line, f'"{_IMAGE}" is {image_file!r}; expected '
+                               f'{subject}/<study>/<series>/<name>.dcm')
+            continue
         if (image_id, number) in abnormalities:
-            raise table.error(line, f'repeats abnormality {number} of {image_id} (line '
-                                    f'{abnormalities[image_id, number]}); expected each once')
+            table.reject(line, f'repeats abnormality {number} of {image_id} (line '
+                               f'{abnormalities[image_id, number]}); expected each once')
+            continue
         abnormalities[image_id, number] = line
         first = files.setdefault(image_id, (line, image_file))
         if first[1] != image_file:
-            raise table.error(line, f'names the file {image_file!r} for {image_id}, but line '
-                                    f'{first[0]} names {first[1]!r}; expected one file per image')
+            table.reject(line, f'names the file {image_file!r} for {image_id}, but line '
+                               f'{first[0]} names {first[1]!r}; expected one file per image')
+            continue
         rows.append((line, patient, image_id, image_file))
     return rows
 
@@ -334,18 +338,33 @@ class CBISDDSMDataset(BaseClsDataset):
         self.png_dir = png_dir
         super().__init__(data_root=data_root, split=split, **kwargs)
 
-    def _png_paths(self, images: List[CbisImage]) -> List[str]:
+    def _png_paths(self, images: List[CbisImage]) -> List[Optional[str]]:
         folder = osp.join(self.data_root, self.png_dir)
-        paths = [osp.join(folder, image.sample_id + '.png') for image in images]
-        missing = find_missing(paths)
-        if missing:
-            image = images[missing[0]]
-            raise FileNotFoundError(
-                f'CBIS-DDSM case description table "{image.table}" line {image.line}: converted '
-                f'image "{paths[missing[0]]}" not found ({len(missing)} of {len(paths)} '
-                f'missing); expected every mammogram there as <sample_id>.png. Make them with '
-                f'`python tools/dataset_converters/cbis_ddsm_to_png.py {self.data_root}`, or '
-                "read the DICOM files with img_format='dicom'.")
+        paths: List[Optional[str]] = [osp.join(folder, image.sample_id + '.png')
+                                      for image in images]
+        problems = []
+        for i in find_missing(paths):
+            problems.append(FileNotFoundError(
+                f'CBIS-DDSM case description table "{images[i].table}" line {images[i].line}: '
+                f'converted image "{paths[i]}" not found; expected every mammogram there as '
+                '<sample_id>.png. Make them with `python tools/dataset_converters/'
+                f'cbis_ddsm_to_png.py {self.data_root}`, or read the DICOM files with '
+                "img_format='dicom'."))
+            paths[i] = None
+        settle_problems(problems, f'the converted images "{folder}"')
+        return paths
+
+    def _dicom_paths(self, images: List[CbisImage]) -> List[Optional[str]]:
+        dicom_root = osp.join(self.data_root, self.dicom_dir)
+        paths: List[Optional[str]] = []
+        problems = []
+        for image in images:
+            try:
+                paths.append(find_cbis_ddsm_dicom(dicom_root, image))
+            except (FileNotFoundError, ValueError) as err:
+                problems.append(err)
+                paths.append(None)
+        settle_problems(problems, f'the DICOM tree "{dicom_root}"')
         return paths
 
     def load_samples(self) -> List[dict]:
@@ -356,13 +375,10 @@ class CBISDDSMDataset(BaseClsDataset):
             ``patient_id``.
         """
         images = read_cbis_ddsm_images(self.data_root)
-        if self.img_format == 'png':
-            paths = self._png_paths(images)
-        else:
-            dicom_root = osp.join(self.data_root, self.dicom_dir)
-            paths = [find_cbis_ddsm_dicom(dicom_root, image) for image in images]
+        paths = (self._png_paths if self.img_format == 'png' else self._dicom_paths)(images)
         return [
             dict(img_path=path, sample_id=image.sample_id, gt_label=int(image.has_mass),
                  patient_id=image.patient_id) for image, path in zip(images, paths)
+            if path is not None
         ]
 

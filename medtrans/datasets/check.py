@@ -22,9 +22,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from medtrans.registry import DATASETS, TRANSFORMS
+from medtrans.utils.progress import track
 
 from .preresize import reads_preresized
 from .splits import GROUP_KEYS, group_key, record_splits
+from .utils import collect_problems
 
 __all__ = ['check_dataset', 'loading_steps', 'leaf_dataset_cfgs', 'DatasetCheckReport',
            'SplitCheck', 'Problem']
@@ -58,6 +60,8 @@ class SplitCheck:
         num_checked (int): Samples decoded and checked. Defaults to 0.
         problems (list[Problem]): Problems of the split's files and datasets. Defaults to [].
         note (str): Why the split was not scanned ('' when it was). Defaults to ''.
+        shared (dict[str, int]): Problems of tables this split reads that an earlier split
+            reads too, listed there: split name -> count. Defaults to {}.
     """
 
     name: str
@@ -66,6 +70,7 @@ class SplitCheck:
     num_checked: int = 0
     problems: List[Problem] = field(default_factory=list)
     note: str = ''
+    shared: Dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,11 +81,14 @@ class DatasetCheckReport:
         splits (list[SplitCheck]): One entry per split asked for, in that order.
         cross_split (list[Problem]): Duplicates and leakage between splits.
         notes (list[str]): Checks that did not apply, with the reason.
+        records (list[str]): The split records written or matched in the work dir, as
+            ``'wrote <path>'`` or ``'matched <path>'``. Defaults to [].
     """
 
     splits: List[SplitCheck]
     cross_split: List[Problem] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    records: List[str] = field(default_factory=list)
 
     @property
     def num_problems(self) -> int:
@@ -100,14 +108,17 @@ class DatasetCheckReport:
             if split.note:
                 lines.append(f'{head}: {split.note}')
             else:
-                found = f'{len(split.problems)} problem(s)' if split.problems else 'no problems'
+                found = [f'{len(split.problems)} problem(s)'] if split.problems else []
+                found += [f'{count} problem(s) of its tables listed under [{name}]'
+                          for name, count in split.shared.items()]
                 lines.append(f'{head}: {split.num_checked}/{split.num_samples} samples checked, '
-                             f'{found}')
+                             + (', '.join(found) or 'no problems'))
             lines.extend(f'  - {problem}' for problem in split.problems)
         lines.append('[across splits] ' + (f'{len(self.cross_split)} problem(s)'
                                            if self.cross_split else 'no problems'))
         lines.extend(f'  - {problem}' for problem in self.cross_split)
         lines.extend(f'  note: {note}' for note in self.notes)
+        lines.extend(f'Split record: {record}' for record in self.records)
         checked = sum(s.num_checked for s in self.splits)
         verdict = 'OK' if self.ok else 'FAILED'
         lines.append(f'Summary: {len(self.splits)} split(s), {checked} samples checked, '
@@ -245,11 +256,15 @@ def leaf_dataset_cfgs(dataset_cfg: dict) -> List[dict]:
 
 @dataclass
 class _Part:
-    """One built dataset of a split, ready to scan."""
+    """One built dataset of a split, ready to scan.
+
+    ``partial``: bad table rows were left out of it (their problems are reported).
+    """
 
     dataset: object
     checker: _SampleChecker
     files_key: str
+    partial: bool = False
 
 
 def _describe(leaf: dict) -> str:
@@ -259,8 +274,30 @@ def _describe(leaf: dict) -> str:
     return f'{kind}({args})'
 
 
-def _build_parts(split: SplitCheck, dataset_cfg: dict, scope: str) -> List[_Part]:
-    """Build a split's datasets; a dataset that cannot be built becomes a problem of the split."""
+def _add_table_problems(split: SplitCheck, found: List[Exception],
+                        listed: Dict[str, str]) -> None:
+    """Add the problems of bad table rows to a split, each said once in the report.
+
+    The splits of one table read it each: a row's problem goes to the first split that met
+    it, and later ones count it in :attr:`SplitCheck.shared`.
+    """
+    for problem in found:
+        message = str(problem)
+        if message in listed:
+            split.shared[listed[message]] = split.shared.get(listed[message], 0) + 1
+        else:
+            listed[message] = split.name
+            split.problems.append(Problem('', message))
+
+
+def _build_parts(split: SplitCheck, dataset_cfg: dict, scope: str,
+                 listed: Dict[str, str]) -> List[_Part]:
+    """Build a split's datasets; a dataset that cannot be built becomes a problem of the split.
+
+    The datasets are built within :func:`~medtrans.datasets.utils.collect_problems`: a bad
+    table row is a problem of the split (said once across splits), left out of the dataset,
+    so that the other rows are checked all the same.
+    """
     parts = []
     leaves = leaf_dataset_cfgs(dataset_cfg)
     split.description = ' + '.join(_describe(leaf) for leaf in leaves)
@@ -274,24 +311,29 @@ def _build_parts(split: SplitCheck, dataset_cfg: dict, scope: str) -> List[_Part
                                               'transform (type Load*); expected one to decode '
                                               'the files with'))
             continue
-        try:
-            with DefaultScope.overwrite_default_scope(scope):
-                if reads_preresized(built['type']):
-                    built['preresized'] = False  # the originals are what is checked
-                dataset = DATASETS.build(built)
-            dataset.full_init()
-            classes = dataset.metainfo.get('classes')
-            checker = _SampleChecker(steps, scope, len(classes) if classes else None,
-                                     getattr(dataset, 'ignore_index', None))
-        except Exception as err:  # reported in the split, whatever its type
+        failed = None
+        with collect_problems() as found:
+            try:
+                with DefaultScope.overwrite_default_scope(scope):
+                    if reads_preresized(built['type']):
+                        built['preresized'] = False  # the originals are what is checked
+                    dataset = DATASETS.build(built)
+                dataset.full_init()
+                classes = dataset.metainfo.get('classes')
+                checker = _SampleChecker(steps, scope, len(classes) if classes else None,
+                                         getattr(dataset, 'ignore_index', None))
+            except Exception as err:  # reported in the split, whatever its type
+                failed = err
+        _add_table_problems(split, found, listed)
+        if failed is not None:
             split.problems.append(Problem('', f'{_describe(leaf)} could not be built: '
-                                              f'{type(err).__name__}: {err}'))
+                                              f'{type(failed).__name__}: {failed}'))
             continue
         hasher = hashlib.blake2b(repr(steps).encode(), digest_size=16)
         for idx in range(len(dataset)):
             hasher.update(repr(_path_values(dataset.get_data_info(idx))).encode())
         split.num_samples += len(dataset)
-        parts.append(_Part(dataset, checker, hasher.hexdigest()))
+        parts.append(_Part(dataset, checker, hasher.hexdigest(), partial=bool(found)))
     return parts
 
 
@@ -377,9 +419,16 @@ class _CrossSplitIndex:
 
 
 def _check_records(split: SplitCheck, parts: List[_Part], work_dir: str, misfits: Set[str],
-                   log: Callable[[str], None]) -> None:
+                   log: Callable[[str], None], notes: List[str], records: List[str]) -> None:
     """Check (or write) the split records of a split's datasets; a misfit is a problem."""
     for part in parts:
+        if part.partial:
+            # Divided without its bad rows, the split is not the one training would make.
+            note = (f'split record of {type(part.dataset).__name__} not checked nor written: '
+                    'its bad rows are left out of this check')
+            if note not in notes:
+                notes.append(note)
+            continue
         try:
             done = record_splits(part.dataset, work_dir)
         except ValueError as err:
@@ -391,6 +440,9 @@ def _check_records(split: SplitCheck, parts: List[_Part], work_dir: str, misfits
         for path, written in done:
             log(f'[{split.name}] ' + ('wrote the split record ' if written else
                                       'the split matches its record ') + path)
+            record = ('wrote ' if written else 'matched ') + path
+            if record not in records and ('wrote ' + path) not in records:
+                records.append(record)
 
 
 def check_dataset(cfg: Config,
@@ -407,10 +459,13 @@ def check_dataset(cfg: Config,
     check the files; the resulting mask must also have its image's size and label values in
     ``0..num_classes-1`` or ``ignore_index``. The originals are checked, not pre-resized copies
     (datasets that read them are built with ``preresized=False``). A dataset that cannot be
-    built (missing data root,
-    image without mask, ...) is a problem of its split. A split whose samples and loading steps
-    are those of an earlier split (e.g. a config that tests on its val set) is not scanned again
-    nor compared with that split.
+    built (missing data root, image without mask, ...) is a problem of its split. The datasets
+    are built within :func:`~medtrans.datasets.utils.collect_problems`: each bad row of a label
+    table is one problem, of the first split that reads the table (later splits count it in
+    :attr:`SplitCheck.shared`), and is left out, so that the other rows are still checked; the
+    split records of such a dataset are neither checked nor written (a note says so). A split
+    whose samples and loading steps are those of an earlier split (e.g. a config that tests on
+    its val set) is not scanned again nor compared with that split.
 
     Across splits: identical image files (by content hash), the same sample id (``sample_id``
     in the data info, else the image file name without extension), and patients or groups
@@ -431,9 +486,11 @@ def check_dataset(cfg: Config,
         splits (Sequence[str]): Splits to check. Defaults to ('train', 'val', 'test').
         num_workers (int): Threads decoding the files; 0 decodes in the calling thread.
             Defaults to 0.
-        progress_every (int): Log a progress line every this many samples. Defaults to 500.
-        log (Callable[[str], None], optional): Receives the progress lines. Defaults to None
-            (silent).
+        progress_every (int): Without a terminal, log a progress line every this many
+            samples. Defaults to 500.
+        log (Callable[[str], None], optional): Receives the progress lines (on a terminal, a
+            progress bar is drawn instead: :func:`medtrans.utils.progress.track`). Defaults to
+            None (silent).
         work_dir (str, optional): The run's work dir, whose split records are checked (and
             written where missing). Defaults to None (no record is read or written).
 
@@ -441,18 +498,22 @@ def check_dataset(cfg: Config,
         DatasetCheckReport: Every problem found, per split and across splits.
     """
     scope = cfg.get('default_scope') or 'medtrans'
+    progress_log = log
     log = log or (lambda line: None)
     report = DatasetCheckReport(splits=[SplitCheck(name) for name in splits])
     parts_of: Dict[str, List[_Part]] = {}
     misfits: Set[str] = set()
+    listed: Dict[str, str] = {}
+    record_notes: List[str] = []
     for split in report.splits:
         loader_cfg = cfg.get(f'{split.name}_dataloader')
         if not loader_cfg or not loader_cfg.get('dataset'):
             split.note = f'not checked: the config has no {split.name}_dataloader.dataset'
             continue
-        parts_of[split.name] = _build_parts(split, loader_cfg['dataset'], scope)
+        parts_of[split.name] = _build_parts(split, loader_cfg['dataset'], scope, listed)
         if work_dir is not None:
-            _check_records(split, parts_of[split.name], work_dir, misfits, log)
+            _check_records(split, parts_of[split.name], work_dir, misfits, log, record_notes,
+                           report.records)
 
     index = _CrossSplitIndex()
     scanned: Dict[Tuple[str, ...], str] = {}
@@ -466,15 +527,18 @@ def check_dataset(cfg: Config,
                           f'{split.num_samples} samples, checked there')
             continue
         scanned.setdefault(files_key, split.name)
-        for part in parts:
-            for info, (digest, problems) in _results(part, num_workers):
-                split.num_checked += 1
-                split.problems.extend(Problem(file, message) for file, message in problems)
-                index.add(split.name, info, digest)
-                if split.num_checked % progress_every == 0:
-                    log(f'[{split.name}] {split.num_checked}/{split.num_samples} samples '
-                        f'checked, {len(split.problems)} problem(s) so far')
+        results = (result for part in parts for result in _results(part, num_workers))
+        for info, (digest, problems) in track(
+                results, split.num_samples, f'[{split.name}] checking', log=progress_log,
+                every=progress_every,
+                line=lambda done, split=split: (
+                    f'[{split.name}] {done}/{split.num_samples} samples checked, '
+                    f'{len(split.problems)} problem(s) so far')):
+            split.num_checked += 1
+            split.problems.extend(Problem(file, message) for file, message in problems)
+            index.add(split.name, info, digest)
         log(f'[{split.name}] done: {split.num_checked} samples checked, '
             f'{len(split.problems)} problem(s)')
     report.cross_split, report.notes = index.problems()
+    report.notes.extend(record_notes)
     return report

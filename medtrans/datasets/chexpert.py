@@ -10,7 +10,7 @@ import numpy as np
 from medtrans.registry import DATASETS
 
 from .classification import BaseClsDataset
-from .utils import find_missing, read_csv_table
+from .utils import find_missing, read_csv_table, settle_problems
 
 __all__ = ['CheXpertDataset', 'read_chexpert_csv', 'apply_uncertainty_policy', 'ChexpertTable',
            'CHEXPERT_OBSERVATIONS', 'CHEXPERT_COMPETITION_TASKS', 'CHEXPERT_VIEWS',
@@ -97,30 +97,41 @@ def read_chexpert_csv(path: str, folder: str = 'train') -> ChexpertTable:
         image = row[path_col]
         match = _PATH.fullmatch(image)
         if match is None or match.group(2) != folder:
-            raise table.error(line, f'Path is {image!r}; expected CheXpert-v1.0[-small]/'
-                                    f'{folder}/patientNNNNN/studyN/viewN_(frontal|lateral).jpg')
+            table.reject(line, f'Path is {image!r}; expected CheXpert-v1.0[-small]/{folder}/'
+                               'patientNNNNN/studyN/viewN_(frontal|lateral).jpg')
+            continue
         rel_path = image.split('/', 1)[1]
         if rel_path in first_line:
-            raise table.error(line, f'repeats the image "{image}" of line '
-                                    f'{first_line[rel_path]}; expected each image once')
+            table.reject(line, f'repeats the image "{image}" of line {first_line[rel_path]}; '
+                               'expected each image once')
+            continue
         first_line[rel_path] = line
         view = row[view_col]
         if view not in CHEXPERT_VIEWS:
-            raise table.error(line, f'{_VIEW_COLUMN} is {view!r}; expected one of {CHEXPERT_VIEWS}')
+            table.reject(line, f'{_VIEW_COLUMN} is {view!r}; expected one of {CHEXPERT_VIEWS}')
+            continue
         lines.append(line)
         rel_paths.append(rel_path)
         patient_ids.append(match.group(3))
         views.append(view)
         cells.extend(label_cells(row))
-    # One pass over all label cells; the rare bad one is located afterwards.
+    # One pass over all label cells; the rare bad ones are located afterwards.
     values = list(map(_CODES.get, cells))
+    num_cols = len(CHEXPERT_OBSERVATIONS)
+    bad_rows = set()
     if None in values:
-        bad = values.index(None)
-        row, col = divmod(bad, len(CHEXPERT_OBSERVATIONS))
-        raise table.error(lines[row], f'"{CHEXPERT_OBSERVATIONS[col]}" is {cells[bad]!r}; '
-                                      'expected 1.0 (positive), 0.0 (negative), -1.0 '
-                                      '(uncertain) or blank (not mentioned)')
-    labels = np.array(values, np.float32).reshape(len(lines), len(CHEXPERT_OBSERVATIONS))
+        for bad in (i for i, value in enumerate(values) if value is None):
+            row, col = divmod(bad, num_cols)
+            bad_rows.add(row)
+            table.reject(lines[row], f'"{CHEXPERT_OBSERVATIONS[col]}" is {cells[bad]!r}; '
+                                     'expected 1.0 (positive), 0.0 (negative), -1.0 '
+                                     '(uncertain) or blank (not mentioned)')
+        table.settle()
+        keep = [row for row in range(len(lines)) if row not in bad_rows]
+        lines, rel_paths, patient_ids, views = (
+            [column[row] for row in keep] for column in (lines, rel_paths, patient_ids, views))
+        values = [value for row in keep for value in values[row * num_cols:(row + 1) * num_cols]]
+    labels = np.array(values, np.float32).reshape(len(lines), num_cols)
     return ChexpertTable(path=path, lines=lines, rel_paths=rel_paths, patient_ids=patient_ids,
                          views=views, labels=labels)
 
@@ -221,18 +232,18 @@ class CheXpertDataset(BaseClsDataset):
         keep = [i for i, view in enumerate(table.views) if view in self.views]
         img_paths = [osp.join(self.data_root, table.rel_paths[i]) for i in keep]
         missing = find_missing(img_paths)
-        if missing:
-            first = keep[missing[0]]
-            raise FileNotFoundError(
-                f'CheXpert label table "{table.path}" line {table.lines[first]}: image '
-                f'"{img_paths[missing[0]]}" not found; expected every image of the table '
-                f'under "{self.data_root}" ({len(missing)} of {len(keep)} missing, e.g. '
-                f'{[table.rel_paths[keep[i]] for i in missing[:5]]}).')
+        settle_problems([
+            FileNotFoundError(f'CheXpert label table "{table.path}" line '
+                              f'{table.lines[keep[i]]}: image "{img_paths[i]}" not found; '
+                              f'expected every image of the table under "{self.data_root}".')
+            for i in missing
+        ], f'CheXpert label table "{table.path}"')
         scores = apply_uncertainty_policy(table.labels, self.uncertainty)
+        missing_set = set(missing)
         return [
             dict(img_path=img_path, sample_id=table.rel_paths[i], gt_score=scores[i],
                  patient_id=table.patient_ids[i], view=table.views[i])
-            for i, img_path in zip(keep, img_paths)
+            for n, (i, img_path) in enumerate(zip(keep, img_paths)) if n not in missing_set
         ]
 
     def load_samples(self) -> List[dict]:

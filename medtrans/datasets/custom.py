@@ -202,39 +202,46 @@ class CustomClsDataset(BaseClsDataset):
         for line, row in rows:
             sample_id = row[path_col]
             if not sample_id:
-                raise table.error(line, f'{self.path_column} is blank; expected an image path')
+                table.reject(line, f'{self.path_column} is blank; expected an image path')
+                continue
             if sample_id in first_line:
-                raise table.error(line, f'repeats the image "{sample_id}" of line '
-                                        f'{first_line[sample_id]}; expected each image once')
+                table.reject(line, f'repeats the image "{sample_id}" of line '
+                                   f'{first_line[sample_id]}; expected each image once')
+                continue
             first_line[sample_id] = line
             sample = dict(img_path=osp.join(self._image_root, sample_id), sample_id=sample_id)
             if self.MULTI_LABEL:
                 scores = [_SCORES.get(row[col]) for col in class_cols]
                 if None in scores:
                     bad = scores.index(None)
-                    raise table.error(line, f'{classes[bad]} is {row[class_cols[bad]]!r}; '
-                                            'expected 1, 0 or -1 (unknown)')
+                    table.reject(line, f'{classes[bad]} is {row[class_cols[bad]]!r}; expected '
+                                       '1, 0 or -1 (unknown)')
+                    continue
                 sample['gt_score'] = np.array(scores, np.float32)
             elif row[label_col] not in index:
-                raise table.error(line, f'{self.label_column} is {row[label_col]!r}; expected '
-                                        f'one of the classes {list(classes)}')
+                table.reject(line, f'{self.label_column} is {row[label_col]!r}; expected one '
+                                   f'of the classes {list(classes)}')
+                continue
             else:
                 sample['gt_label'] = index[row[label_col]]
+            blank = [column for column in (self.group_column, self.split_column)
+                     if column and not row[table.column(column)]]
+            if blank:
+                key = 'group' if blank[0] == self.group_column else 'split'
+                table.reject(line, f'{blank[0]} is blank; expected a {key} name')
+                continue
             for column, key in ((self.group_column, 'group'), (self.split_column, 'split')):
                 if column:
-                    cell = row[table.column(column)]
-                    if not cell:
-                        raise table.error(line, f'{column} is blank; expected a {key} name')
-                    sample[key] = cell
+                    sample[key] = row[table.column(column)]
             samples.append((line, sample))
-        missing = find_missing([s['img_path'] for _, s in samples])
-        if missing:
-            line, sample = samples[missing[0]]
-            raise FileNotFoundError(
-                f'{table.what} "{table.path}" line {line}: image "{sample["img_path"]}" not '
-                f'found; expected every path relative to "{self._image_root}" ({len(missing)} '
-                f'of {len(samples)} images missing).')
-        return [sample for _, sample in samples]
+        for i in find_missing([s['img_path'] for _, s in samples]):
+            line, sample = samples[i]
+            table.reject(line, f'image "{sample["img_path"]}" not found; expected every path '
+                               f'relative to "{self._image_root}"', FileNotFoundError)
+            samples[i] = (line, None)
+        # The rows were read before they were checked: their problems are settled here.
+        table.settle()
+        return [sample for _, sample in samples if sample is not None]
 
     def load_samples(self) -> List[dict]:
         """Read the class folders or the table.

@@ -50,19 +50,19 @@ def read_isic2019_ground_truth(path: str) -> Tuple[CsvTable, List[Tuple[int, str
     class_cols = [table.column(name) for name in ISIC2019_CLASSES]
     rows = []
     for line, row in table.rows():
-        positives = []
-        for index, col in enumerate(class_cols):
-            value = _CELLS.get(row[col])
-            if value is None:
-                raise table.error(line, f'{ISIC2019_CLASSES[index]} is {row[col]!r}; expected '
-                                        '0 or 1 (or 0.0 or 1.0)')
-            if value:
-                positives.append(index)
+        values = [_CELLS.get(row[col]) for col in class_cols]
+        if None in values:
+            index = values.index(None)
+            table.reject(line, f'{ISIC2019_CLASSES[index]} is {row[class_cols[index]]!r}; '
+                               'expected 0 or 1 (or 0.0 or 1.0)', sample_id=row[id_col])
+            continue
+        positives = [index for index, value in enumerate(values) if value]
         if len(positives) != 1:
             names = [ISIC2019_CLASSES[i] for i in positives]
-            raise table.error(line, f'image "{row[id_col]}" has {len(positives)} positive '
-                                    f'diagnoses {names}; expected exactly one 1 among '
-                                    f'{list(ISIC2019_CLASSES)}')
+            table.reject(line, f'image "{row[id_col]}" has {len(positives)} positive '
+                               f'diagnoses {names}; expected exactly one 1 among '
+                               f'{list(ISIC2019_CLASSES)}', sample_id=row[id_col])
+            continue
         rows.append((line, row[id_col], positives[0]))
     return table, rows
 
@@ -99,18 +99,20 @@ def read_isic2019_lesions(path: str, ground_truth: CsvTable,
     for line, row in table.rows():
         key = _canonical(row[id_col])
         if key in first_line:
-            raise table.error(line, f'repeats the image "{row[id_col]}" of line '
-                                    f'{first_line[key]}; expected each image once')
+            table.reject(line, f'repeats the image "{row[id_col]}" of line {first_line[key]}; '
+                               'expected each image once')
+            continue
         first_line[key] = line
         if key not in by_image:
-            raise table.error(line, f'image "{row[id_col]}" is not in {ground_truth.what} '
-                                    f'"{ground_truth.path}"; expected the same images')
+            table.reject(line, f'image "{row[id_col]}" is not in {ground_truth.what} '
+                               f'"{ground_truth.path}"; expected the same images')
+            continue
         lesions[by_image[key]] = row[lesion_col] or None
     for line, image_id, _ in rows:
         if image_id not in lesions:
-            raise ValueError(f'{ground_truth.what} "{ground_truth.path}" line {line}: image '
-                             f'"{image_id}" has no row in {table.what} "{table.path}"; '
-                             'expected the same images.')
+            ground_truth.reject(line, f'image "{image_id}" has no row in {table.what} '
+                                      f'"{table.path}"; expected the same images')
+    ground_truth.settle()
     return lesions
 
 
@@ -182,7 +184,7 @@ class ISIC2019Dataset(BaseClsDataset):
         paths = image_paths(table, [(line, image_id) for line, image_id, _ in rows],
                             osp.join(self.data_root, _IMAGES), '.jpg')
         samples = [dict(img_path=path, sample_id=image_id, gt_label=label)
-                   for path, (_, image_id, label) in zip(paths, rows)]
+                   for path, (_, image_id, label) in zip(paths, rows) if path is not None]
         if self.lesion_groups:
             metadata = osp.join(self.data_root, _METADATA)
             if not osp.lexists(metadata):
@@ -194,6 +196,7 @@ class ISIC2019Dataset(BaseClsDataset):
                     f'"{self.data_root}". To split by image instead (not the study\'s protocol), '
                     'set lesion_groups=False on the dataset. Expected the layout:\n' + _LAYOUT)
             lesions = read_isic2019_lesions(metadata, table, rows)
-            for sample in samples:
-                sample['lesion_id'] = lesions[sample['sample_id']] or sample['sample_id']
+            # Within collect_problems, an image without metadata is left out with its problem.
+            samples = [dict(sample, lesion_id=lesions[sample['sample_id']] or sample['sample_id'])
+                       for sample in samples if sample['sample_id'] in lesions]
         return samples

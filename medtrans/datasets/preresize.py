@@ -59,6 +59,7 @@ from mmengine.logging import MMLogger
 
 from medtrans.fileio import atomic_write_bytes, atomic_write_text
 from medtrans.registry import DATASETS
+from medtrans.utils.progress import track
 
 from .transforms.loading import LoadBinaryMask, LoadImageStrict, decode_image, read_bytes
 
@@ -200,7 +201,9 @@ def build_cache(data_root: str,
             Defaults to 0.
         pairs (Sequence[tuple[str, str]]): (image, mask) paths that must have one size, so
             that their copies do too. Defaults to ().
-        log (Callable[[str], None]): Receives progress lines. Defaults to print.
+        log (Callable[[str], None]): Receives progress lines; on a terminal a progress bar is
+            drawn on stderr instead of the line every 500 files
+            (:func:`medtrans.utils.progress.track`). Defaults to print.
 
     Returns:
         Counter: Files by outcome: ``'copied'`` (a copy written), ``'small'`` (no copy needed),
@@ -266,13 +269,18 @@ def build_cache(data_root: str,
     try:
         results = pool.imap_unordered(_convert, tasks, chunksize=4) if pool else map(
             _convert, tasks)
-        for done, (key, entry) in enumerate(results, 1):
+
+        def line(done: int) -> str:
+            rate = done / (time.perf_counter() - start)
+            return (f'{done}/{len(tasks)} converted ({rate:.1f} files/s, about '
+                    f'{(len(tasks) - done) / rate:.0f} s left)')
+
+        for key, entry in track(results, len(tasks), 'pre-resizing', log=log, every=500,
+                                line=line):
             files[key] = entry
             outcome['copied' if entry['copy_bytes'] is not None else 'small'] += 1
-            if done % 500 == 0 or done == len(tasks):
-                rate = done / (time.perf_counter() - start)
-                log(f'{done}/{len(tasks)} converted ({rate:.1f} files/s, about '
-                    f'{(len(tasks) - done) / rate:.0f} s left)')
+        if tasks:
+            log(f'{len(tasks)} converted in {time.perf_counter() - start:.1f} s')
     finally:
         if pool is not None:
             pool.terminate()

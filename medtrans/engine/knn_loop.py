@@ -12,11 +12,12 @@ weights before the epoch), distributed sampling and gathering.
 One run of the loop (``val`` or ``test``):
 
 1. ``before_{val,test}`` and ``before_{val,test}_epoch`` hooks; the model goes to eval mode.
-2. **Memory**: each image of the memory dataloader (by default the config's
-   ``train_dataloader`` dataset read with the evaluation pipeline, see
-   :func:`memory_dataloader_cfg`) goes through the model's data preprocessor and its
-   embedding (``forward_embedding`` of ``model.backbone`` or another submodule, the
-   :class:`EmbeddingBackbone` interface; or ``model.extract_feat``), under ``torch.no_grad``.
+2. **Memory** (its progress: a bar on a terminal, else a log line every 30 s): each image of
+   the memory dataloader (by default the config's ``train_dataloader`` dataset read with the
+   evaluation pipeline, see :func:`memory_dataloader_cfg`) goes through the model's data
+   preprocessor and its embedding (``forward_embedding`` of ``model.backbone`` or another
+   submodule, the :class:`EmbeddingBackbone` interface; or ``model.extract_feat``), under
+   ``torch.no_grad``.
    Embeddings, targets and dataset indices (``sample_idx``) stay on the model's device. Under
    DDP every rank gathers them from all ranks (``mmengine.dist.all_gather``), drops the
    distributed sampler's padding (repeated indices: the first copy is kept) and orders them
@@ -34,7 +35,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.dist import all_gather, broadcast, get_world_size
+from mmengine.dist import all_gather, broadcast, get_rank, get_world_size
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -50,6 +51,7 @@ from medtrans.evaluation.functional.knn import (
     KNNClassifier,
 )
 from medtrans.registry import LOOPS
+from medtrans.utils.progress import to_current_logger, track
 from medtrans.utils.upstream import build_loop_dataloader, runner_load_from, train_loop_built
 
 __all__ = ['KNNLoopBase', 'KNNValLoop', 'KNNTestLoop', 'memory_dataloader_cfg']
@@ -292,7 +294,14 @@ class KNNLoopBase:
         dataset = self.memory_dataloader.dataset
         start = time.perf_counter()
         features, targets, indices = [], [], []
-        for data_batch in self.memory_dataloader:
+        # The memory is the long, silent part (the queries are logged by the LoggerHook): a bar
+        # on a terminal, else a line every 30 s; from the main process only.
+        main_process = get_rank() == 0
+        batches = track(self.memory_dataloader, len(self.memory_dataloader),
+                        f'{owner}: memory ({len(dataset)} samples)',
+                        log=to_current_logger if main_process else None,
+                        live=None if main_process else False)
+        for data_batch in batches:
             embedding, samples = self._embed(data_batch)
             features.append(embedding)
             targets.append(self._targets(samples).to(embedding.device, non_blocking=True))

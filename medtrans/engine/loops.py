@@ -5,7 +5,7 @@ import logging
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
-from mmengine.dataset import DefaultSampler, InfiniteSampler
+from mmengine.dataset import InfiniteSampler
 from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
@@ -39,7 +39,7 @@ def epoch_length(dataloader: DataLoader) -> int:
     if isinstance(sampler, InfiniteSampler) and get_world_size() > 1:
         raise ValueError('An epoch length is needed, but the training dataloader uses '
                          "InfiniteSampler, whose length counts every process's images; use "
-                         "sampler=dict(type='DefaultSampler', shuffle=True).")
+                         "sampler=dict(type='ResumableDefaultSampler', shuffle=True).")
     length = len(dataloader)
     if length == 0:
         raise ValueError(f'The training set ({len(dataloader.dataset)} images) holds no full '
@@ -103,13 +103,15 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
       :class:`~medtrans.datasets.ResumableDefaultSampler` over a dataset with
       :class:`~medtrans.datasets.SeededSamplesMixin`, whose samples are augmented under seeds
       of their own, so the batches are those of the uninterrupted run. With any other sampler
-      or dataset, or the plain Runner, the loop replays as MMEngine's does (and logs why).
+      or dataset, or the plain Runner (which names the checkpoint only after the loop has
+      started its pass), the loop replays as MMEngine's does, and logs why.
     * **A pending validation runs first.** A checkpoint written at an iteration that validates
       is written before the validation (MMEngine's order) and marked ``validation_pending``
       (:class:`~medtrans.engine.hooks.SafeResumeHook`, which writes it again, unmarked, after
       the validation). A run resumed from a marked checkpoint, i.e. killed during that
       validation or while the checkpoint was rewritten, validates first, with the random
-      streams of the uninterrupted run, then trains on.
+      streams of the uninterrupted run, then trains on (with the plain Runner too: the mark is
+      read by ``SafeResumeHook``, in every runtime).
     * **No pause.** Only loops whose sampler ends (``DefaultSampler``, as DINO's epochs need)
       reach an epoch end; a DINO run of 300 epochs slept 10 minutes there. The batches come from
       an :class:`EpochCycler`, which draws the same batches as MMEngine's iterator.
@@ -122,14 +124,9 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
         dataloader = build_loop_dataloader(runner, dataloader)
         checkpoint = getattr(runner, 'resume_from', None)
-        meta = checkpoint_meta(checkpoint) if checkpoint else {}
-        #: The iteration the sampler starts at, and whether that iteration's validation is due.
-        self._resume_iter = int(meta.get('iter', 0))
-        self._validation_pending = bool(meta.get('validation_pending', False))
-        self._replay_reason = _start_sampler(dataloader, self._resume_iter)
-        first_epoch = 0
-        if self._replay_reason is None and isinstance(dataloader.sampler, DefaultSampler):
-            first_epoch = self._resume_iter // len(dataloader)
+        #: The iteration the sampler starts at (the checkpoint's, read before the workers start).
+        self._resume_iter = int(checkpoint_meta(checkpoint).get('iter', 0)) if checkpoint else 0
+        self._replay_reason, first_epoch = _start_sampler(dataloader, self._resume_iter)
         super().__init__(runner, dataloader, max_iters=max_iters, val_begin=val_begin,
                          val_interval=val_interval, dynamic_intervals=dynamic_intervals)
         # MMEngine's __init__ has started the dataloader's first pass (workers, base seed) at
@@ -151,17 +148,23 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         self.runner.call_hook('before_train')
         self.runner.call_hook('before_train_epoch')
         if self._iter > 0:
-            resumed_here = self._iter == self._resume_iter and self._replay_reason is None
-            if resumed_here:
+            if self._resume_iter == 0 or self._replay_reason is not None:
+                reason = self._replay_reason or ('the Runner named no checkpoint before the '
+                                                 'loop was built (MedtransRunner does)')
+                print_log(f'Advance dataloader {self._iter} steps to skip data that has already '
+                          f'been trained: {reason}', logger='current', level=logging.WARNING)
+                for _ in range(self._iter):
+                    next(self.dataloader_iterator)
+            elif self._iter == self._resume_iter:
                 print_log(f'Resumed at iteration {self._iter}: the sampler starts there, no '
                           'batch is read again.', logger='current')
             else:
-                print_log(f'Advance dataloader {self._iter} steps to skip data that has already '
-                          f'been trained: {self._replay_reason or "the sampler started elsewhere"}'
-                          , logger='current', level=logging.WARNING)
-                for _ in range(self._iter):
-                    next(self.dataloader_iterator)
-            if self._validation_pending and self._iter == self._resume_iter:
+                raise RuntimeError(
+                    f'The sampler was started at iteration {self._resume_iter} (the checkpoint '
+                    f'{self.runner.resume_from}), but the run resumed at {self._iter}.')
+            # A checkpoint written before its validation (SafeResumeHook's mark): validate first.
+            if any(getattr(hook, 'loaded_pending', None) == (self._epoch, self._iter)
+                   for hook in self.runner.hooks):
                 print_log(f'The validation at iteration {self._iter} did not finish before the '
                           'run stopped: validating first.', logger='current')
                 self.runner.val_loop.run()
@@ -177,25 +180,26 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         return self.runner.model
 
 
-def _start_sampler(dataloader: DataLoader, iteration: int) -> Optional[str]:
-    """Start the dataloader's sampler at ``iteration``'s batch, or say why it cannot."""
+def _start_sampler(dataloader: DataLoader, iteration: int) -> Tuple[Optional[str], int]:
+    """Start the dataloader's sampler at ``iteration``'s batch: the reason it cannot (or None)
+    and the epoch it starts in."""
     if iteration == 0:
-        return None
+        return None, 0
     sampler, dataset = dataloader.sampler, dataloader.dataset
     if not isinstance(sampler, (ResumableDefaultSampler, ResumableInfiniteSampler)):
         return (f'{type(sampler).__name__} cannot start mid-order; use ResumableInfiniteSampler '
-                'or ResumableDefaultSampler')
+                'or ResumableDefaultSampler'), 0
     if not isinstance(dataset, SeededSamplesMixin):
         return (f'{type(dataset).__name__} does not augment samples under their own seeds '
-                '(SeededSamplesMixin)')
+                '(SeededSamplesMixin)'), 0
     if dataloader.batch_size is None:
-        return 'the dataloader has a batch sampler of its own'
+        return 'the dataloader has a batch sampler of its own', 0
     if isinstance(sampler, ResumableInfiniteSampler):
         sampler.start_at(iteration * dataloader.batch_size)
-    else:
-        epoch, batch = divmod(iteration, len(dataloader))
-        sampler.start_at(batch * dataloader.batch_size, epoch)
-    return None
+        return None, 0
+    epoch, batch = divmod(iteration, len(dataloader))
+    sampler.start_at(batch * dataloader.batch_size, epoch)
+    return None, epoch
 
 
 @LOOPS.register_module()
@@ -209,12 +213,17 @@ class IterBasedEpochsTrainLoop(ResumableIterBasedTrainLoop):
     at the saved iteration (an epoch-based loop would restart the epoch) without reading the
     skipped batches, with a :class:`~medtrans.datasets.ResumableDefaultSampler`.
 
+    ``max_iters`` cuts a run short (``tools/train.py --iters N``): it runs that many
+    iterations, while its schedules, validation and checkpoints keep their epochs.
+
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The training dataloader or its config.
         max_epochs (int): Training length in epochs.
         val_begin (int): Epoch after which validation begins. Defaults to 1.
         val_interval (int): Validation interval in epochs. Defaults to 1.
+        max_iters (int, optional): Training length in iterations instead of ``max_epochs``
+            epochs. Defaults to None.
     """
 
     def __init__(self,
@@ -222,14 +231,18 @@ class IterBasedEpochsTrainLoop(ResumableIterBasedTrainLoop):
                  dataloader: Union[DataLoader, Dict],
                  max_epochs: int,
                  val_begin: int = 1,
-                 val_interval: int = 1) -> None:
-        if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 1:
-            raise ValueError(f'IterBasedEpochsTrainLoop: max_epochs must be a positive int, got '
-                             f'{max_epochs!r}')
+                 val_interval: int = 1,
+                 max_iters: Optional[int] = None) -> None:
+        for name, value in (('max_epochs', max_epochs), ('max_iters', max_iters)):
+            if (value is not None or name == 'max_epochs') and (
+                    not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f'IterBasedEpochsTrainLoop: {name} must be a positive int, '
+                                 f'got {value!r}')
         dataloader = build_loop_dataloader(runner, dataloader)
         self.epoch_length = epoch_length(dataloader)
         self._num_epochs = max_epochs
-        super().__init__(runner, dataloader, max_iters=max_epochs * self.epoch_length,
+        super().__init__(runner, dataloader,
+                         max_iters=max_iters or max_epochs * self.epoch_length,
                          val_begin=val_begin * self.epoch_length,
                          val_interval=val_interval * self.epoch_length)
 

@@ -21,7 +21,6 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
-from mmengine.visualization import Visualizer
 from torch.utils.data import DataLoader
 
 from medtrans.fileio import (
@@ -155,7 +154,6 @@ class MedtransRunner(Runner):
     * ``set_randomness``: ``randomness.deterministic=True`` warns, not fails, on kernels
       without a deterministic version (e.g. the CUDA backward of bilinear upsampling).
     * ``build_dataloader``: loaders fitted to the machine (:func:`fit_loader_to_machine`).
-    * ``build_visualizer``: ``tensorboard = True`` in the config adds a TensorBoard backend.
     * ``compile`` (True, or ``torch.compile`` keyword arguments): the model's networks are
       compiled in place at construction (:func:`compile_modules`), for training and testing,
       instead of MMEngine's whole ``train_step``. Compiled whole, the step takes in the optimizer
@@ -203,16 +201,6 @@ class MedtransRunner(Runner):
         super().set_randomness(seed, diff_rank_seed, deterministic)
         if deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-
-    def build_visualizer(self, visualizer=None):
-        if self.cfg.get('tensorboard', False) and not isinstance(visualizer, Visualizer):
-            # MMEngine's default (None) is a Visualizer with the local backend.
-            visualizer = dict(type='Visualizer') if visualizer is None else visualizer
-            backends = list(visualizer.get('vis_backends') or [dict(type='LocalVisBackend')])
-            if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
-                backends.append(dict(type='TensorboardVisBackend'))
-            visualizer = dict(visualizer, vis_backends=backends)
-        return super().build_visualizer(visualizer)
 
     def wrap_model(self, model_wrapper_cfg: Optional[Dict], model: torch.nn.Module):
         """MMEngine's, and on CPU multi-process runs: DDP without ``device_ids``, and batch

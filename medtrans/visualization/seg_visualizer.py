@@ -1,4 +1,5 @@
 """Segmentation overlays at a bounded size."""
+import os.path as osp
 from typing import Optional
 
 import cv2
@@ -22,18 +23,26 @@ class BoundedSegLocalVisualizer(SegLocalVisualizer):
     image (all of them after shrinking; masks of a pre-resized copy drawn over the original, in
     a validation set read outside test mode) are resized to it by nearest neighbour.
 
+    With ``out_dir`` (``tools/test.py --show-dir``), each drawing is written to
+    ``<out_dir>/<image stem>.png``, as ``tools/infer.py`` names its overlays, rather than through
+    the backends (``vis_data/vis_image/test_<image name>_<step>.png``).
+
     Args:
         name (str): The instance name (MMEngine's ManagerMixin). Defaults to 'visualizer'.
         max_size (int): Longer side of the drawn image in pixels. Defaults to 1024.
+        out_dir (str, optional): Folder of the drawings, by image. Defaults to None (the
+            backends).
         **kwargs: As :class:`mmseg.visualization.SegLocalVisualizer`.
     """
 
-    def __init__(self, name: str = 'visualizer', max_size: int = 1024, **kwargs) -> None:
+    def __init__(self, name: str = 'visualizer', max_size: int = 1024,
+                 out_dir: Optional[str] = None, **kwargs) -> None:
         super().__init__(name=name, **kwargs)
         if max_size < 1:
             raise ValueError(f'BoundedSegLocalVisualizer: max_size must be positive, got '
                              f'{max_size}')
         self.max_size = max_size
+        self.out_dir = out_dir
 
     def add_datasample(self, name: str, image: np.ndarray, data_sample=None, *args,
                        **kwargs) -> None:
@@ -41,6 +50,10 @@ class BoundedSegLocalVisualizer(SegLocalVisualizer):
         if scale < 1:
             size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        img_path = data_sample.get('img_path') if data_sample is not None else None
+        if self.out_dir is not None and img_path and kwargs.get('out_file') is None:
+            stem = osp.splitext(osp.basename(img_path))[0]
+            kwargs['out_file'] = osp.join(self.out_dir, f'{stem}.png')
         super().add_datasample(name, image, _masks_sized(data_sample, image.shape[:2]), *args,
                                **kwargs)
 

@@ -12,7 +12,7 @@ import torch
 from mmengine.runner import Runner
 
 from medtrans.analysis.attention import cls_attention_maps, dataset_attention_distances
-from medtrans.analysis.explain import cam_layer, grad_cam, heatmap_overlay
+from medtrans.analysis.explain import cam_layer, grad_cam, heatmap_overlay, title_height, titled
 from medtrans.apis import init_model, load_config, model_inputs
 from medtrans.testing import write_images
 
@@ -79,20 +79,35 @@ def test_explain_tool_writes_the_figure_4_panels(repo_root, tmp_path):
                                                      'b_heads.png']
     cnn_model = init_model(load_config(RESNET, pretrained=None, img_size=224), cnn)
     vit_model = init_model(load_config(DEIT, pretrained=None, img_size=224), vit)
+    top = title_height(224)
+    titles = ['image', f'Grad-CAM ({cnn_model.backbone.arch})', 'attention (mean of 6 heads)',
+              'top 50% of attention']
     for stem, path in zip(('a', 'b'), images):
         panels = cv2.imread(str(out / f'{stem}.png'))
         heads = cv2.imread(str(out / f'{stem}_heads.png'))
-        # Image, Grad-CAM, attention, attention mass at the 224 test size; DeiT-S has 6 heads.
-        assert panels.shape == (224, 4 * 224, 3)
-        assert heads.shape == (224, 6 * 224, 3)
+        # Image, Grad-CAM, attention, attention mass at the 224 test size; DeiT-S has 6 heads;
+        # each panel under its title.
+        assert panels.shape == (top + 224, 4 * 224, 3)
+        assert heads.shape == (top + 224, 6 * 224, 3)
         inputs, batch = next(model_inputs(cnn_model, [path]))
         shown = batch['inputs'][0].permute(1, 2, 0).numpy()
-        np.testing.assert_array_equal(panels[:, :224], shown)  # the image the model saw
-        np.testing.assert_array_equal(panels[:, 224:448],
+        np.testing.assert_array_equal(panels[:, :224], titled(shown, 'image'))  # as the model saw
+        np.testing.assert_array_equal(panels[top:, 224:448],
                                       heatmap_overlay(shown, grad_cam(cnn_model, inputs)[0]))
         vit_inputs, _ = next(model_inputs(vit_model, [path]))
         mean = cls_attention_maps(vit_model.backbone, vit_inputs)[0].mean(dim=0)
-        np.testing.assert_array_equal(panels[:, 448:672], heatmap_overlay(shown, mean.numpy()))
+        np.testing.assert_array_equal(panels[top:, 448:672],
+                                      heatmap_overlay(shown, mean.numpy()))
+        for i, title in enumerate(titles):
+            np.testing.assert_array_equal(panels[:top, i * 224:(i + 1) * 224],
+                                          titled(shown, title)[:top])
+        for i in range(6):
+            np.testing.assert_array_equal(heads[:top, i * 224:(i + 1) * 224],
+                                          titled(shown, f'head {i + 1}')[:top])
+    # The titles are drawn, and differ.
+    bands = [titled(shown, title)[:top] for title in titles]
+    assert all((band < 128).any() for band in bands)
+    assert len({band.tobytes() for band in bands}) == 4
 
 
 @pytest.fixture

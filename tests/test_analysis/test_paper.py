@@ -79,3 +79,32 @@ def test_every_cell_is_the_reference_settings(repo_root):
     reference = _settings_cells(path.read_text())
     assert len(reference) == 134
     assert PAPER == reference
+
+
+def _doc_cells(text: str) -> dict:
+    """Every cell of docs/paper.md's tables: (table, row, column) -> (median, std)."""
+    names = {'APTOS 2019': 'APTOS2019', 'CBIS-DDSM': 'CBIS-DDSM', 'ISIC 2019': 'ISIC2019',
+             'CheXpert': 'CheXpert', 'PatchCamelyon': 'PCam', 'ISIC 2018 Task 1': 'ISIC2018',
+             'CSAW-S': 'CSAW-S'}
+    cells, table, columns = {}, None, []
+    for line in text.splitlines():
+        heading = re.match(r'### (Table \d): ', line)
+        if heading:
+            table = heading.group(1)
+        entries = [entry.strip() for entry in line.strip().strip('|').split('|')]
+        if line.startswith('| |'):
+            columns = [names[re.sub(r' \(.*\)$', '', entry)] for entry in entries[1:]]
+        elif line.startswith('| ') and table and not line.startswith('| :'):
+            for column, value in zip(columns, entries[1:], strict=True):
+                median, std = re.fullmatch(r'(\d\.\d{3}) ± (\d\.\d{3})', value).groups()
+                cells[(table, entries[0], column)] = (float(median), float(std))
+    return cells
+
+
+def test_the_repository_doc_holds_every_cell(repo_root):
+    # docs/paper.md is what a clone has of the paper's numbers (written by make_metafiles.py).
+    text = (repo_root / 'docs' / 'paper.md').read_text(encoding='utf-8')
+    assert _doc_cells(text) == PAPER
+    changed = text.replace('| DeepLabV3 DeiT-S | 0.845 ± 0.014 |',
+                           '| DeepLabV3 DeiT-S | 0.854 ± 0.014 |')
+    assert changed != text and _doc_cells(changed) != PAPER

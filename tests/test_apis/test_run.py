@@ -72,3 +72,29 @@ def test_accumulation_switch_refuses_what_it_cannot_do(tmp_path):
     cfg.pop('auto_scale_lr')
     with pytest.raises(ValueError, match='auto_scale_lr.base_batch_size'):
         prepare_config(cfg, HEADLINE, work_dir=str(tmp_path), auto_scale_lr=True)
+
+
+DINO = str(REPO / 'configs' / 'dino' / 'dino_deit-s_in1k_4xb64_300e_isic2019-224-96.py')
+
+
+def test_iters_and_batch_size_set_the_loop_and_the_training_batch(tmp_path):
+    cfg = prepare_config(load_config(DINO), DINO, work_dir=str(tmp_path), iters=2, batch_size=4)
+    assert cfg.train_cfg == dict(type='IterBasedEpochsTrainLoop', max_epochs=300, val_begin=10,
+                                 val_interval=10, max_iters=2)
+    assert cfg.train_dataloader.batch_size == 4 and cfg.auto_scale_lr.enable  # DINO's rule
+    cfg = prepare_config(load_config(HEADLINE), HEADLINE, work_dir=str(tmp_path), iters=3)
+    assert (cfg.train_cfg.type, cfg.train_cfg.max_iters) == ('ResumableIterBasedTrainLoop', 3)
+
+
+def test_iters_refuses_a_loop_of_whole_epochs(tmp_path):
+    cfg = load_config(HEADLINE)
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=2)  # MMEngine's EpochBasedTrainLoop
+    with pytest.raises(ValueError) as error:
+        prepare_config(cfg, HEADLINE, work_dir=str(tmp_path), iters=2)
+    assert str(error.value) == (
+        "--iters: train_cfg.type 'EpochBasedTrainLoop' counts whole epochs and takes no "
+        'max_iters; train fewer epochs with --cfg-options train_cfg.max_epochs=N, or use an '
+        "iteration-based loop ('ResumableIterBasedTrainLoop', or 'IterBasedEpochsTrainLoop' for "
+        'a length in epochs).')
+    with pytest.raises(ValueError, match='--batch-size must be a positive integer, got 0'):
+        prepare_config(load_config(HEADLINE), HEADLINE, work_dir=str(tmp_path), batch_size=0)

@@ -39,3 +39,16 @@ def test_a_missing_config_file_is_one_line(capsys):
         parser.parse_args(['configs/nope.py'])
     assert capsys.readouterr().err.splitlines()[-1] == (
         'train.py: error: argument config: no such config file: configs/nope.py')
+
+
+def test_a_type_missing_in_its_scope_is_found_before_anything_is_built(tmp_path):
+    from medtrans.apis import PreflightError, check_before_run
+
+    cfg = prepare_config(load_config(HEADLINE, {'model.backbone.type': 'DeiT'}, pretrained=None),
+                         HEADLINE, work_dir=str(tmp_path), iters=1)
+    with pytest.raises(PreflightError) as error:
+        check_before_run(cfg, 'train')
+    (problem, ) = [p for p in error.value.problems if p.startswith('model.backbone.type')]
+    assert problem.startswith(
+        "model.backbone.type: type 'DeiT' is not registered in any registry of scope 'mmseg'. "
+        "Did you mean 'medtrans.DeiT',")

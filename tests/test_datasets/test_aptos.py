@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from medtrans.datasets import APTOS2019Dataset, LoadImageStrict
+from medtrans.datasets.utils import DataProblems
 from medtrans.testing import write_csv, write_images
 
 # The grade counts of the 3,662 labelled images of the real competition set.
@@ -115,3 +116,16 @@ def test_corrupt_image_is_refused_naming_it(tmp_path):
                           test_mode=True)
     with pytest.raises(ValueError, match=f'"{path}" could not be decoded'):
         ds[1]
+
+
+def test_every_bad_row_is_named_in_one_error(tmp_path):
+    ids = _layout(tmp_path, [0, 1, 2, 3, 4, 0])
+    write_csv(str(tmp_path / 'train.csv'), [('id_code', 'diagnosis'), (ids[0], '5'),
+                                            (ids[1], '1'), (ids[2], '2.0'), (ids[3], '3'),
+                                            (ids[4], '3.0'), (ids[5], '0')])
+    with pytest.raises(DataProblems) as info:
+        APTOS2019Dataset(str(tmp_path), split='all')
+    table = tmp_path / 'train.csv'
+    assert str(info.value).splitlines()[1:] == [
+        f'  - APTOS 2019 label table "{table}" line {line}: diagnosis is {cell!r}; expected a '
+        'grade 0, 1, 2, 3 or 4.' for line, cell in ((2, '5'), (4, '2.0'), (6, '3.0'))]

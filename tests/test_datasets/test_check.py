@@ -217,7 +217,9 @@ def test_cli_exit_status_and_report(clean_root, planted_root, tmp_path, repo_roo
     assert 'same samples and loading steps as [val]' in clean.stdout
     assert clean.stdout.rstrip().endswith('20 samples checked, 0 problem(s): OK')
     assert '[train] done: 18 samples checked, 0 problem(s)' in clean.stderr
-    assert (tmp_path / 'clean' / 'splits' / 'isic2018_task1_seed0.json').is_file()
+    record = tmp_path / 'clean' / 'splits' / 'isic2018_task1_seed0.json'
+    # The report says where the split record went (the work dir, not the data folder).
+    assert record.is_file() and f'Split record: wrote {record}' in clean.stdout.splitlines()
 
     root, files = planted_root
     planted = _cli(root, tmp_path / 'planted', repo_root, '--workers', '2',

@@ -1,5 +1,8 @@
-"""check_dataset on the classification datasets: every image decoded, lesions across splits."""
+"""check_dataset on the classification datasets: every image decoded, lesions across splits,
+every bad table row."""
 import json
+import subprocess
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -10,6 +13,7 @@ from medtrans.setup_env import register_all_modules
 from medtrans.testing import write_csv, write_images
 
 CLASSES = ('MEL', 'NV', 'BCC', 'AK', 'BKL', 'DF', 'VASC', 'SCC', 'UNK')
+APTOS_CONFIG = 'configs/classification/resnet18/resnet18_in1k_1xb64_plateau_aptos2019-224.py'
 PIPELINE = [dict(type='LoadImageStrict'), dict(type='mmpretrain.ResizeEdge', scale=8),
             dict(type='mmpretrain.PackInputs')]
 
@@ -74,3 +78,33 @@ def test_lesions_in_two_splits_and_bad_images_are_all_reported(isic2019_root, tm
     groups = [p.message.split('"')[1] for p in report.cross_split
               if p.message.startswith('patient/group')]
     assert len(in_train_or_val) == 9 and sorted(groups) == sorted(in_train_or_val)
+
+
+def test_the_tool_gives_one_line_per_bad_row_and_checks_the_others(tmp_path, repo_root):
+    root = tmp_path / 'aptos'
+    ids = [f'{i:012x}' for i in range(20)]
+    grades = [str(i % 5) for i in range(20)]
+    grades[3], grades[8], grades[15] = '5', '2.0', '3.0'
+    table = write_csv(str(root / 'train.csv'), [('id_code', 'diagnosis'), *zip(ids, grades)])
+    write_images(str(root / 'train_images'), [f'{i}.png' for i in ids], seed=0, size=16)
+    work_dir = tmp_path / 'work'
+    run = subprocess.run(
+        [sys.executable, 'tools/check_dataset.py', APTOS_CONFIG, '--data-root', str(root),
+         '--work-dir', str(work_dir), '--workers', '0'],
+        cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    bad = [f'  - APTOS 2019 label table "{table}" line {line}: diagnosis is {cell!r}; expected '
+           'a grade 0, 1, 2, 3 or 4.' for line, cell in ((5, '5'), (10, '2.0'), (17, '3.0'))]
+    # Said once, under the first split reading the table; the other 17 rows are checked.
+    start = lines.index(f"[train] APTOS2019Dataset(data_root='{root}', split='train'): 12/12 "
+                        'samples checked, 3 problem(s)')
+    assert lines[start + 1:start + 5] == bad + [
+        f"[val] APTOS2019Dataset(data_root='{root}', split='val'): 3/3 samples checked, 3 "
+        'problem(s) of its tables listed under [train]']
+    assert sum('diagnosis is' in line for line in lines) == 3
+    assert lines[-1] == 'Summary: 3 split(s), 17 samples checked, 3 problem(s): FAILED'
+    # A division without the bad rows is not training's: no split record is written.
+    assert ('  note: split record of APTOS2019Dataset not checked nor written: its bad rows are '
+            'left out of this check') in lines
+    assert not work_dir.exists()

@@ -3,7 +3,14 @@ import os
 
 import pytest
 
-from medtrans.datasets.utils import find_missing, image_paths, read_csv_table
+from medtrans.datasets.utils import (
+    DataProblems,
+    MissingFiles,
+    collect_problems,
+    find_missing,
+    image_paths,
+    read_csv_table,
+)
 from medtrans.testing import write_csv, write_images
 
 
@@ -84,10 +91,60 @@ def test_image_paths_check_both_ways(tmp_path):
     for bad in ('', ' a', 'x/a', '..'):
         with pytest.raises(ValueError, match='line 2: the image id .* is not a file name stem'):
             image_paths(table, [(2, bad)], str(folder), '.png')
-    with pytest.raises(FileNotFoundError, match=r'line 3: image ".*c.png" not found; .* \(1 of 2 '
-                                                r"images missing, e.g. \['c.png'\]\)"):
-        image_paths(table, [(2, 'a'), (3, 'c')], str(folder), '.png')
+    with pytest.raises(FileNotFoundError, match=r'line 3: image ".*c.png" not found; expected '
+                                                r'<id>.png in ".*img" for every row\.$'):
+        image_paths(table, [(2, 'a'), (3, 'c'), (4, 'b')], str(folder), '.png')
     with pytest.raises(ValueError, match=r'image ".*b.png" has no row in toy table ".*labels.csv"'):
         image_paths(table, [(2, 'a')], str(folder), '.png')
     with pytest.raises(FileNotFoundError, match='image folder ".*nope" not found'):
         image_paths(table, [(2, 'a')], str(tmp_path / 'nope'), '.png')
+
+
+
+def test_every_bad_row_is_named_at_once_or_collected(tmp_path):
+    table_path = str(tmp_path / 'labels.csv')
+    folder = tmp_path / 'img'
+    write_images(str(folder), ['a.png', 'b.png'], seed=0)
+
+    def read(rows):
+        write_csv(table_path, [('id', 'y')] + rows)
+        table = read_csv_table(table_path, ('id', 'y'), 'toy table')
+        return image_paths(table, [(line, row[0]) for line, row in table.rows()], str(folder),
+                           '.png')
+
+    def row(line, message):
+        return f'toy table "{table_path}" line {line}: {message}.'
+
+    def missing(line, name):
+        return row(line, f'image "{folder / name}" not found; expected <id>.png in "{folder}" '
+                         'for every row')
+
+    unlabelled = (f'image "{folder / "b.png"}" has no row in toy table "{table_path}"; '
+                  'expected a label for every *.png image there.')
+    bad = [('a', '0'), ('c', '1', 'x'), ('a', '1'), ('d', '0'), ('e', '1')]
+    expected = [row(3, "has 3 cells ['c', '1', 'x']; expected 2, one per column of ['id', 'y']"),
+                row(4, 'repeats the image id "a" of line 2; expected each image once'),
+                missing(5, 'd.png'), missing(6, 'e.png'), unlabelled]
+    # Collected: every problem, in the order found, and the bad rows left out.
+    with collect_problems() as found:
+        paths = read(bad)
+    assert [str(p) for p in found] == expected
+    assert [type(p) for p in found] == [ValueError, ValueError, FileNotFoundError,
+                                        FileNotFoundError, ValueError]
+    assert paths == [str(folder / 'a.png'), None, None, None]
+    # Refused: the rows' cell counts when the rows are read, the rest together, in one error.
+    with pytest.raises(ValueError) as info:
+        read(bad)
+    assert str(info.value) == expected[0]
+    with pytest.raises(DataProblems) as info:
+        read([r for r in bad if len(r) == 2])
+    assert not isinstance(info.value, FileNotFoundError)
+    assert str(info.value).splitlines() == [
+        f'4 problems in toy table "{table_path}"; expected none (tools/check_dataset.py CONFIG '
+        "reports every problem of a config's data):",
+        '  - ' + row(3, 'repeats the image id "a" of line 2; expected each image once'),
+        '  - ' + missing(4, 'd.png'), '  - ' + missing(5, 'e.png'), '  - ' + unlabelled]
+    (folder / 'b.png').unlink()
+    with pytest.raises(MissingFiles) as info:
+        read([('a', '0'), ('d', '0'), ('e', '1')])
+    assert isinstance(info.value, FileNotFoundError) and len(info.value.problems) == 2

@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import os
+import os.path as osp
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,7 @@ def _read_predictions(path):
         rows = list(csv.DictReader(f))
     probs = np.array([[float(r[k]) for k in r if k.startswith('prob_')] for r in rows])
     truth = dict(ids=[r['sample_id'] for r in rows])
-    if 'gt_label' in rows[0]:  # empty for images without labels
+    if 'gt_label' in rows[0]:
         truth['gt_label'] = np.array([int(r['gt_label'] or -1) for r in rows])
     else:
         truth['gt'] = np.array([[float(r[k]) for k in r if k.startswith('gt_')] for r in rows])
@@ -133,6 +134,10 @@ def test_train_test_and_predictions(config, task, fields, recompute, tmp_path, s
         model = init_model(test_cfg, str(work_dir / 'iter_2.pth'))
         infer_to_dir(model, [info['img_path'] for info in infos], str(tmp_path / 'inferred'),
                      batch_size=test_cfg.test_dataloader.batch_size)
-        inferred, unlabelled = _read_predictions(tmp_path / 'inferred' / 'predictions.csv')
+        written = tmp_path / 'inferred' / 'predictions.csv'
+        inferred, unlabelled = _read_predictions(written)
         np.testing.assert_array_equal(inferred, probs)
-        assert (unlabelled['gt_label'] == -1).all()
+        # Named by file, relative to the folder holding the images; no ground-truth column.
+        assert unlabelled['ids'] == [osp.basename(info['img_path']) for info in infos]
+        assert written.read_text().splitlines()[0] == ','.join(
+            ['sample_id', 'pred_label'] + [f'prob_{c}' for c in dataset.metainfo['classes']])

@@ -174,8 +174,11 @@ def test_test_tool_saves_overlays_and_metrics_with_only_the_tested_split(trained
     _run([sys.executable, 'tools/test.py', str(TINY), str(ckpt), '--work-dir', str(work_dir),
           '--show-dir', str(show_dir), *_data_options(test_only),
           '--cfg-options', 'test_dataloader.dataset.split=official_test'])
-    overlays = list(show_dir.rglob('*.png'))
-    assert len(overlays) == 2, overlays
+    # One drawing per image, named after it (as tools/infer.py names its overlays).
+    overlays = sorted(str(p.relative_to(show_dir)) for p in show_dir.rglob('*'))
+    assert overlays == sorted(f'{p.stem}.png' for p in
+                              (test_only / 'ISIC2018_Task1-2_Test_Input').glob('*.jpg'))
+    assert len(overlays) == 2
     metrics = json.loads((work_dir / 'metrics' / 'test_latest.json').read_text())
     assert set(metrics['metrics']) >= {'IoU', 'Jaccard', 'thresholded_Jaccard', 'Dice'}
 

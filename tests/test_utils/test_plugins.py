@@ -120,3 +120,49 @@ def test_plugin_config_trains_on_the_plugin_dataset(tmp_path):
     assert type(runner.train_dataloader.dataset).__name__ == 'LesionFolderDataset'
     record = json.loads((tmp_path / 'work' / 'metrics' / 'val_1.json').read_text())
     assert 'IoU' in record['metrics']
+
+
+def test_list_shows_what_a_configs_plain_folder_plugin_registers(tmp_path, repo_root, capsys):
+    import os
+
+    from medtrans.__main__ import main
+
+    folder = tmp_path / 'lab'
+    folder.mkdir()
+    (folder / 'my_lab_plugin.py').write_text(textwrap.dedent("""
+        from torch import nn
+
+        from medtrans.registry import MODELS, TRANSFORMS
+
+
+        @MODELS.register_module()
+        class MyLabNet(nn.Module):
+            pass
+
+
+        @TRANSFORMS.register_module()
+        class MyLabLoad:
+            pass
+    """))
+    config = tmp_path / 'cfg.py'
+    config.write_text("custom_imports = dict(imports=['my_lab_plugin'], "
+                      'allow_failed_imports=False)\n')
+
+    # A fresh interpreter: the plugin's names stay out of this process's registries.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(folder),
+                                                       os.environ.get('PYTHONPATH', '')]))
+    found = subprocess.run([sys.executable, '-m', 'medtrans', 'list', '--config', str(config)],
+                           cwd=repo_root, env=env, capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines()[-5:] == [
+        f"{config}: custom_imports ['my_lab_plugin']",
+        'transforms (1 from custom_imports)', '  MyLabLoad  my_lab_plugin',
+        'models (1 from custom_imports)', '  MyLabNet  my_lab_plugin']
+    # Without PYTHONPATH the folder is not on sys.path: the message says where modules are found
+    # (the import fails, so this process registers nothing).
+    assert main(['list', '--config', str(config)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"python -m medtrans list: {config}: custom_imports ['my_lab_plugin'] could not be "
+        "imported (No module named 'my_lab_plugin'). A plugin module is found as an installed "
+        'package (pip install -e PATH), or as a module in a plain folder named on PYTHONPATH '
+        '(PYTHONPATH=/path/to/folder python ...); see docs/plugins.md.')

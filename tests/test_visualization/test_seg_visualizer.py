@@ -55,3 +55,23 @@ def test_masks_of_another_size_are_resized_to_the_drawn_image(tmp_path):
     small_mask = cv2.resize(mask, (50, 30), interpolation=cv2.INTER_NEAREST)
     np.testing.assert_array_equal(
         drawn, _drawn(SegLocalVisualizer, tmp_path / 'b', image, _sample(small_mask)))
+
+
+def test_out_dir_names_each_drawing_after_its_image(tmp_path):
+    """``tools/test.py --show-dir``: ``<stem>.png`` in the folder, as infer.py's overlays, the
+    same drawing the backends would store."""
+    image = np.random.default_rng(1).integers(0, 256, (30, 40, 3), np.uint8)
+    mask = np.zeros((30, 40), np.uint8)
+    mask[5:20, 10:30] = 1
+    sample = _sample(mask)
+    sample.set_metainfo(dict(img_path='/data/ISIC_0000001.jpg'))
+    visualizer = BoundedSegLocalVisualizer(
+        name=tmp_path.name, vis_backends=[dict(type='LocalVisBackend')],
+        save_dir=str(tmp_path / 'backends'), out_dir=str(tmp_path / 'show'))
+    visualizer.dataset_meta = ISIC2018Task1Dataset.METAINFO
+    visualizer.add_datasample('test_ISIC_0000001.jpg', image, sample, with_labels=False)
+    assert [p.name for p in (tmp_path / 'show').iterdir()] == ['ISIC_0000001.png']
+    assert not (tmp_path / 'backends' / 'vis_data' / 'vis_image').exists()
+    reference = _drawn(BoundedSegLocalVisualizer, tmp_path / 'ref', image, _sample(mask))
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / 'show' / 'ISIC_0000001.png')),
+                                  reference)

@@ -6,7 +6,8 @@ CLS-token attention of a ViT, side by side.
 
 Either model may be left out; a checkpoint ``none`` keeps the config's own initialisation
 (ImageNet weights or random). Writes ``<stem>.png`` per image (image | Grad-CAM | attention
-averaged over heads | the patches holding ``--mass`` of it) and ``<stem>_heads.png`` (each head).
+averaged over heads | the patches holding ``--mass`` of it) and ``<stem>_heads.png`` (each head),
+each panel under its title.
 """
 import argparse
 

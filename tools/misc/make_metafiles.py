@@ -1,5 +1,6 @@
 """Write each config folder's ``metafile.yml`` and the results table of its ``README.md``
-(mmpretrain's layout), from the config files, the study specs and the paper's numbers.
+(mmpretrain's layout), from the config files, the study specs and the paper's numbers, and the
+paper's tables in ``docs/paper.md``.
 
     python tools/misc/make_metafiles.py           # (re)write them
     python tools/misc/make_metafiles.py --check   # exit 1, naming the stale files, if one differs
@@ -12,7 +13,8 @@ metadata read from that name. Which table cells a config reproduces is what the 
 :data:`medtrans.analysis.paper.PAPER`.
 A config in no cell (a DINO pretraining, a segmentation ablation the paper does not report)
 gets ``Results: null``. A README keeps its prose; only the part between :data:`BEGIN` and
-:data:`END` is written here.
+:data:`END` is written here. ``docs/paper.md`` likewise: its tables, every cell of
+:data:`~medtrans.analysis.paper.PAPER` (:func:`paper_tables`), between the same two lines.
 """
 import argparse
 import importlib.util
@@ -266,9 +268,45 @@ def with_table(readme: str, table: str, path: str) -> str:
     return f'{head}{BEGIN}\n\n{table}\n{END}{tail}'
 
 
+#: The doc of the paper's numbers, and what each of its tables shows.
+PAPER_DOC = 'docs/paper.md'
+TABLES = {
+    'Table 1': 'fine-tuned classification, three initialisations',
+    'Table 2': 'segmentation with DeepLabV3, ImageNet initialisation',
+    'Table 3': ('k-NN of frozen features (the random rows over 5 random initialisations; the '
+                'others deterministic, +- 0.000)'),
+    'Table 4': 'capacity: ImageNet initialisation, fine-tuned',
+    'Table 5': 'DeiT-S patch size: ImageNet initialisation, fine-tuned',
+}
+#: A table column (as the study specs and paper.py name it) -> its header in the doc.
+PAPER_COLUMNS = {
+    'APTOS2019': 'APTOS 2019 (kappa)', 'CBIS-DDSM': 'CBIS-DDSM (ROC-AUC)',
+    'ISIC2019': 'ISIC 2019 (recall)', 'CheXpert': 'CheXpert (ROC-AUC)',
+    'PCam': 'PatchCamelyon (ROC-AUC)', 'ISIC2018': 'ISIC 2018 Task 1 (IoU)',
+    'CSAW-S': 'CSAW-S (IoU)',
+}
+
+
+def paper_tables() -> str:
+    """Every cell of the paper's Tables 1-5 as Markdown tables, ``median ± std``, in its order."""
+    parts = []
+    for table, title in TABLES.items():
+        cells = {(row, column): value for (t, row, column), value in PAPER.items() if t == table}
+        rows = list(dict.fromkeys(row for row, _ in cells))
+        columns = list(dict.fromkeys(column for _, column in cells))
+        lines = [f'### {table}: {title}', '',
+                 '| | ' + ' | '.join(PAPER_COLUMNS[c] for c in columns) + ' |',
+                 '| :-- |' + ' :-: |' * len(columns)]
+        lines += [f'| {row} | ' + ' | '.join('{:.3f} ± {:.3f}'.format(*cells[row, column])
+                                             for column in columns) + ' |' for row in rows]
+        parts.append('\n'.join(lines) + '\n')
+    return '\n'.join(parts)
+
+
 def expected_files() -> Dict[Path, str]:
     """Every file this script writes -> its content."""
-    out = {}
+    doc = ROOT / PAPER_DOC
+    out = {doc: with_table(doc.read_text(encoding='utf-8'), paper_tables(), PAPER_DOC)}
     found = metafiles()
     # mmpretrain's and mmseg's model index: the metafiles, for OpenMMLab's tooling (mim).
     out[ROOT / 'model-index.yml'] = dump(
@@ -284,7 +322,8 @@ def expected_files() -> Dict[Path, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="Write the config folders' metafile.yml and README results tables.")
+        description="Write the config folders' metafile.yml and README results tables, and the "
+        "paper's tables in docs/paper.md.")
     parser.add_argument('--check', action='store_true',
                         help='write nothing; exit 1 if a file differs from what would be written')
     args = parser.parse_args()

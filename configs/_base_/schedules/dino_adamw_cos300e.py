@@ -14,8 +14,11 @@ lr = 1e-4
 min_lr = 1e-6
 weight_decay = 1e-5
 weight_decay_end = 1e-4
+# One log line sums up the per-parameter options (no weight decay on 1-D parameters) and the
+# frozen teacher, of which MMEngine's constructor logs a line each.
 optim_wrapper = dict(
     type='GuardedOptimWrapper',
+    constructor='SummarizedOptimWrapperConstructor',
     on_non_finite='raise',
     optimizer=dict(type='AdamW', lr=lr, weight_decay=weight_decay, fused=True),
     paramwise_cfg=dict(flat_decay_mult=0.0))

@@ -3,6 +3,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from medtrans.registry import HOOKS
+from medtrans.utils.log_filters import not_file_client_notice
 
 __all__ = ['CrashSafeCheckpointHook']
 
@@ -17,8 +18,14 @@ class CrashSafeCheckpointHook(CheckpointHook):
     (seconds for a ViT with its optimizer state) is left with none: ``--resume`` would start it
     again from the beginning. This hook keeps MMEngine's bookkeeping (``keep_ckpt_ids`` in the
     message hub, saved in the new checkpoint) and removes the old file after the new one is in
-    place, which the atomic backend makes complete. Everything else is MMEngine's.
+    place, which the atomic backend makes complete. It also keeps the deprecation notices of the
+    ``FileClient`` that MMEngine 0.10 builds and no longer uses out of the run's log. Everything
+    else is MMEngine's.
     """
+
+    def before_run(self, runner) -> None:
+        runner.logger.addFilter(not_file_client_notice)
+        super().before_run(runner)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         limit, stale = self.max_keep_ckpts, None

@@ -74,6 +74,10 @@ class _ClassificationMetric(BaseMetric):
             ranks' results.
     """
 
+    # Metric names are the study's as they stand ('kappa', 'IoU'): no prefix, on purpose (MMEngine
+    # warns where the prefix is None).
+    default_prefix = ''
+
     def __init__(self, multi_label: bool, collect_device: str, prefix: Optional[str],
                  collect_dir: Optional[str]) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)

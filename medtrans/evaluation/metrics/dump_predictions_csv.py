@@ -25,7 +25,8 @@ class DumpPredictionsCsv(BaseMetric):
       ``img_path``, else its index in the dataset;
     * single-label (the sample has ``gt_label``): ``gt_label`` (class index) and ``pred_label``
       (argmax); multi-label (``gt_score`` only): ``gt_<class>`` per class (1, 0, or -1 for an
-      entry the dataset marked ignored);
+      entry the dataset marked ignored); samples without ground truth (new images, as
+      ``tools/infer.py`` predicts on): ``pred_label`` only, no ground-truth column;
     * ``prob_<class>`` per class: the model's probability (softmax or sigmoid).
 
     MMEngine's ``DumpResults`` pickles whole data samples, which needs unpickling to read; a
@@ -66,8 +67,12 @@ class DumpPredictionsCsv(BaseMetric):
         if len(classes) != num_classes:
             classes = [str(i) for i in range(num_classes)]
         multi_label = bool(results) and 'gt' in results[0]
+        labelled = any('gt_label' in r for r in results)
         header = ['sample_id']
-        header += [f'gt_{c}' for c in classes] if multi_label else ['gt_label', 'pred_label']
+        if multi_label:
+            header += [f'gt_{c}' for c in classes]
+        else:
+            header += ['gt_label', 'pred_label'] if labelled else ['pred_label']
         header += [f'prob_{c}' for c in classes]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator='\n')
@@ -77,7 +82,7 @@ class DumpPredictionsCsv(BaseMetric):
                 truth = [_number(v) for v in r['gt']]
             else:
                 best = max(range(num_classes), key=r['prob'].__getitem__)
-                truth = [r.get('gt_label', ''), best]
+                truth = [r.get('gt_label', ''), best] if labelled else [best]
             writer.writerow([r['sample_id'], *truth, *(repr(p) for p in r['prob'])])
         atomic_write_text(self.out_file, buffer.getvalue())
         print_log(f'Wrote the predictions of {len(results)} samples to {self.out_file}',

@@ -40,6 +40,9 @@ class DumpSegMasks(BaseMetric):
         collect_dir (str, optional): Shared folder for 'cpu' gathering. Defaults to None.
     """
 
+    # It returns no metric to name: no prefix (MMEngine warns where the prefix is None).
+    default_prefix = ''
+
     def __init__(self, out_dir: str, collect_device: str = 'cpu',
                  collect_dir: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, collect_dir=collect_dir)

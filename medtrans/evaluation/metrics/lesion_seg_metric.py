@@ -50,6 +50,10 @@ class LesionSegMetric(BaseMetric):
         ValueError: ``ignore_index`` is 0 or 1, or ``threshold`` lies outside [0, 1].
     """
 
+    # Metric names are the study's as they stand ('kappa', 'IoU'): no prefix, on purpose (MMEngine
+    # warns where the prefix is None).
+    default_prefix = ''
+
     def __init__(self,
                  ignore_index: int = 255,
                  threshold: float = 0.65,

@@ -109,6 +109,19 @@ class TimmBackbone(BaseModule):
     classifier_prefixes: ClassVar[Tuple[str, ...]] = ()
     #: Smallest input height and width the architecture takes.
     min_input_size: ClassVar[int] = 1
+    #: Input heights and widths must be multiples of this (a patch embedding's stride).
+    input_multiple: ClassVar[int] = 1
+
+    @classmethod
+    def input_sides(cls, **kwargs) -> Tuple[int, int]:
+        """What the height and width of an input must be, for a backbone built with ``kwargs``
+        (its config): a multiple of the first number and at least the second. ``--img-size``
+        keeps every input size of a config so (:func:`medtrans.apis.retarget`).
+
+        Returns:
+            tuple[int, int]: ``(multiple, minimum)``.
+        """
+        return cls.input_multiple, cls.min_input_size
 
     def __init__(self,
                  arch: str,

@@ -1,4 +1,5 @@
 """DeiT backbone on timm's VisionTransformer: any input size, patch 16 or 8, local weights."""
+import inspect
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -110,6 +111,12 @@ class DeiT(TimmBackbone):
 
     inner_name = 'vit'
     classifier_prefixes = ('head.', )
+
+    @classmethod
+    def input_sides(cls, **kwargs) -> Tuple[int, int]:
+        """Sides that are multiples of the patch size (``patch_size``, 16 by default)."""
+        default = inspect.signature(cls.__init__).parameters['patch_size'].default
+        return kwargs.get('patch_size', default), 1
 
     def __init__(self,
                  arch: Union[str, Dict[str, int]] = 'deit-small',

@@ -23,7 +23,8 @@ class TimmSwinTransformer(TimmBackbone):
 
     The embedding is, as in timm, the last stage after the final LayerNorm, averaged over
     positions: 768 wide for Swin-T. The model is built for 224x224 windows and biases and with
-    ``dynamic_img_size=True``, so it takes any input size (attention masks built per input).
+    ``dynamic_img_size=True``, so it takes any input size that is a multiple of 4 (the patch
+    size; attention masks built per input).
     Feature levels (``out_indices``): the four stages (strides 4 to 32); the last after the
     final norm. Weight files: timm's ImageNet state dicts, the original Microsoft releases
     (converted by timm's ``checkpoint_filter_fn``, which also resizes relative position bias
@@ -45,6 +46,7 @@ class TimmSwinTransformer(TimmBackbone):
     """
 
     classifier_prefixes = ('head.fc.', )
+    input_multiple = 4  # the patch embedding's stride
 
     def __init__(self,
                  arch: str = 'swin-tiny',

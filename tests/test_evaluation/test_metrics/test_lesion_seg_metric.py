@@ -55,7 +55,8 @@ def test_registered_and_built_from_config():
     with DefaultScope.overwrite_default_scope('medtrans'):
         metric = METRICS.build(dict(type='LesionSegMetric', threshold=0.5, ignore_index=9))
     assert isinstance(metric, LesionSegMetric)
-    assert (metric.threshold, metric.ignore_index, metric.prefix) == (0.5, 9, None)
+    # No prefix ('' rather than MMEngine's None, which warns at every run): names stay 'IoU'.
+    assert (metric.threshold, metric.ignore_index, metric.prefix) == (0.5, 9, '')
 
 
 @pytest.mark.parametrize('ignore_index', [0, 1])
@@ -165,3 +166,27 @@ def test_distributed_collection_equals_single_process(isic_pairs, tmp_path: Path
         nprocs=2)
     single = _evaluate(Evaluator([LesionSegMetric()]), isic_pairs)
     assert torch.load(out_file, weights_only=True) == single
+
+
+def test_the_default_threshold_is_the_isic_challenges(repo_root):
+    """The ISIC 2018 Task 1 score zeroes an image's Jaccard below 0.65: an image at 0.62 counts
+    as 0 (at a threshold of 0.6 it would count as 0.62, and the score would be 0.76, not 0.45)."""
+    from mmengine.config import Config
+
+    from medtrans.evaluation.functional import (
+        thresholded_jaccard,
+        thresholded_jaccard_from_counts,
+    )
+
+    # 100 predicted pixels each; the lesion holds 62 and 90 of them: Jaccard 0.62 and 0.90.
+    targets = [np.arange(100).reshape(10, 10) < n for n in (62, 90)]
+    preds = [np.ones((10, 10), bool)] * 2
+    challenge = (0.0 + 0.9) / 2
+    assert thresholded_jaccard_from_counts([62, 90], [38, 10], [0, 0]) == challenge
+    assert thresholded_jaccard(preds, targets) == challenge
+    # The metric as the configs build it (the headline's evaluator sets no threshold).
+    evaluator = Config.fromfile(repo_root / 'configs' / 'deeplab3_deit_s_isic2018.py').val_evaluator
+    with DefaultScope.overwrite_default_scope('medtrans'):
+        metric = Evaluator(METRICS.build(evaluator))
+    pairs = [(f'ISIC_{i}.jpg', p, t) for i, (p, t) in enumerate(zip(preds, targets))]
+    assert _evaluate(metric, pairs)['thresholded_Jaccard'] == challenge
