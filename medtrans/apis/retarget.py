@@ -27,8 +27,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-__all__ = ['retarget', 'check_overrides', 'pretrained_field', 'data_root_fields', 'INPUT_SIZES',
-           'SIZE_VARIABLES', 'SIZE_KEYS']
+__all__ = ['retarget', 'check_overrides', 'pretrained_field', 'data_root_fields', 'img_size_fits',
+           'INPUT_SIZES', 'SIZE_VARIABLES', 'SIZE_KEYS']
 
 #: Top-level variables that give a config's input size; the first present is the one
 #: ``--img-size`` sets.
@@ -338,6 +338,20 @@ def _img_size_plan(cfg: Config, primary: str, img_size: int
     if rounded:
         rounded.insert(0, f'{_describe_rule(multiple, minimum, owner)}: rounded')
     return plan, rounded
+
+
+def img_size_fits(cfg: Config, img_size: int) -> bool:
+    """Whether ``--img-size img_size`` fits the config: its top-level input size is square and
+    every size the model sees, rounded as ``--img-size`` rounds it, is one its backbone takes."""
+    primary = next((name for name in INPUT_SIZES if _is_size(cfg.get(name))), None)
+    if primary is None or (not isinstance(cfg[primary], int)
+                           and cfg[primary][0] != cfg[primary][1]):
+        return False
+    try:
+        _img_size_plan(cfg, primary, img_size)
+    except ValueError:
+        return False
+    return True
 
 
 def _img_sizes_that_fit(cfg: Config, primary: str, img_size: int) -> List[int]:

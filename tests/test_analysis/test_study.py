@@ -246,14 +246,14 @@ def test_smoke_plans_run_every_job_small_with_exports_in_the_work_root(repo_root
     export = f'{work}/exports/dino_deit-s_in1k_4xb64_300e_aptos2019-224-96.safetensors'
     dino = plan.job('pretraining/dino_deit-s_in1k_4xb64_300e_aptos2019-224-96')
     assert dino.commands('PY') == [
-        f'bash tools/dist_train.sh {DINO} 4 --work-dir {dino.work_dir} --resume --img-size 112 '
+        f'bash tools/dist_train.sh {DINO} 4 --work-dir {dino.work_dir} --resume --img-size 64 '
         '--cfg-options train_dataloader.batch_size=4 train_dataloader.dataset.indices=16 '
         'val_dataloader.dataset.indices=16 val_dataloader.batch_size=4 train_cfg.max_epochs=1 '
         'train_cfg.val_begin=1 train_cfg.val_interval=1 default_hooks.checkpoint.interval=4 '
         'default_hooks.logger.interval=1',
         f'PY tools/misc/export_backbone.py {dino.work_dir} {export}']
-    # Sizes every crop of the model takes: DeiT's patches of 16 for DINO's local crops of
-    # 96/224, Inception-v3's least input of 75.
+    # Sizes --img-size accepts: DINO's local crops of 96/224 rounded to DeiT's patches of 16,
+    # Inception-v3's least input of 75 (its local crops too: 174 for DINO).
     sizes = {job.name: job.record.get('img_size') for job in plan.jobs}
     assert sizes['pretraining/dino_inception-v3_in1k_4xb64_300e_aptos2019-224-96'] == 174
     assert sizes['inception-v3_in1k_1xb64_plateau_aptos2019-224/seed0'] == 75

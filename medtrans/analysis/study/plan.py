@@ -20,8 +20,6 @@ writes, and the jobs' ``steps`` are what a backend (:mod:`.local`, :mod:`.script
 import argparse
 import copy
 import functools
-import json
-import math
 import os.path as osp
 import shlex
 from dataclasses import dataclass, field
@@ -30,9 +28,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from mmengine.config import Config, DictAction
 
 from medtrans.apis import check_overrides
-from medtrans.apis.retarget import INPUT_SIZES, SIZE_VARIABLES
+from medtrans.apis.retarget import INPUT_SIZES, img_size_fits
 from medtrans.engine import KNNTestLoop
-from medtrans.registry import LOOPS, MODELS, is_registered_subclass
+from medtrans.registry import LOOPS, is_registered_subclass
 
 from .recipe import Placement, Recipe, accepts_accumulation, place_recipe, read_recipe
 from .record import (
@@ -228,61 +226,18 @@ def _parse_options(options: Sequence[str]) -> dict:
 
 
 @functools.cache
-def _backbone_takes(backbone: str, side: int) -> bool:
-    """Whether a backbone (its config as JSON) runs on a ``side`` x ``side`` image."""
-    import torch
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope('medtrans'):
-        model = _built_backbone(backbone)
-        if model is None:
-            return True  # not one of medtrans' registries: the run will tell
-        try:
-            with torch.no_grad():
-                model(torch.zeros(1, 3, side, side))
-        except (AssertionError, ValueError, RuntimeError):
-            return False
-    return True
-
-
-@functools.cache
-def _built_backbone(backbone: str):
-    cfg = dict(json.loads(backbone), pretrained=None)
-    if 'init_cfg' in cfg:
-        cfg['init_cfg'] = None
-    try:
-        return MODELS.build(cfg).eval()
-    except KeyError:
-        return None
-
-
 def smoke_img_size(cfg: Config) -> Optional[int]:
-    """The input size of a smoke run: the least from :data:`SMOKE` ``img_size`` up at which
-    the config's backbone runs on every crop of the config (each size variable but ``resize``,
-    scaled as ``--img-size`` scales it): DeiT needs multiples of its patch, Swin of 4,
-    Inception-v3 at least 75 pixels, so DINO's local crops (96 of 224) make DeiT-S 112 and
-    Inception-v3 174. None for a config without a top-level input size (``--img-size`` would
-    refuse it) or when no size below the config's own fits."""
-    def sides(value) -> List[int]:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return [value]
-        if isinstance(value, (list, tuple)) and all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return list(value)
-        return []
-
-    primary = next((sides(cfg[name])[0] for name in INPUT_SIZES if sides(cfg.get(name))), None)
-    backbone = (cfg.get('model') or {}).get('backbone')
-    if primary is None or not isinstance(backbone, dict):
+    """The input size of a smoke run: the least from :data:`SMOKE` ``img_size`` up that
+    ``--img-size`` accepts for the config (:func:`~medtrans.apis.retarget.img_size_fits`:
+    every crop rounded to what the backbone takes, e.g. DINO's local crops to DeiT's patch;
+    Inception-v3 takes 75 pixels at least). None when no size below the config's own fits."""
+    primary = next((cfg[name] for name in INPUT_SIZES
+                    if isinstance(cfg.get(name), (int, list, tuple))), None)
+    if primary is None:
         return None
-    crops = sorted({side for name in SIZE_VARIABLES if name != 'resize'
-                    for side in sides(cfg.get(name))})
-    key = json.dumps(backbone.to_dict() if hasattr(backbone, 'to_dict') else backbone,
-                     sort_keys=True)
-    for size in range(SMOKE['img_size'], primary):
-        scaled = [max(1, math.floor(side * size / primary + 0.5)) for side in crops]
-        if all(_backbone_takes(key, side) for side in scaled):
-            return size
-    return None
+    primary = primary if isinstance(primary, int) else primary[0]
+    return next((size for size in range(SMOKE['img_size'], primary)
+                 if img_size_fits(cfg, size)), None)
 
 
 def _innermost_dataset(loader: dict, name: str) -> str:
