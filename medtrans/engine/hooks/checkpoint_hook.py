@@ -5,7 +5,12 @@ from mmengine.hooks import CheckpointHook
 from medtrans.registry import HOOKS
 from medtrans.utils.log_filters import not_file_client_notice
 
-__all__ = ['CrashSafeCheckpointHook']
+__all__ = ['CrashSafeCheckpointHook', 'checkpoint_hook_of']
+
+
+def checkpoint_hook_of(runner):
+    """The runner's ``CheckpointHook`` (any subclass), or None."""
+    return next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
 
 
 @HOOKS.register_module()

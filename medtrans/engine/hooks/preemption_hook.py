@@ -9,11 +9,13 @@ from typing import Optional, Sequence
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import barrier, is_distributed, is_main_process
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from medtrans.registry import HOOKS
 from medtrans.utils.upstream import save_checkpoint_at_step
+
+from .checkpoint_hook import checkpoint_hook_of
 
 __all__ = ['PreemptionHook', 'EXIT_PREEMPTED']
 
@@ -92,7 +94,7 @@ class PreemptionHook(Hook):
         iteration = runner.iter + 1  # the loop counts this iteration after the hooks
         runner.logger.warning(f'{self.received or "A signal to another process"}: stopping after '
                               f'iteration {iteration} to be resumed later.')
-        checkpoint_hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        checkpoint_hook = checkpoint_hook_of(runner)
         last = runner.message_hub.get_info('last_ckpt') or ''
         if checkpoint_hook is not None and not last.endswith(
                 checkpoint_hook.filename_tmpl.format(iteration)):

@@ -3,11 +3,13 @@ import random
 
 import numpy as np
 import torch
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import Hook
 
 from medtrans.registry import HOOKS
 from medtrans.utils.plain_state import from_plain, to_plain
 from medtrans.utils.upstream import save_checkpoint_at_step, train_loop_built
+
+from .checkpoint_hook import checkpoint_hook_of
 
 __all__ = ['SafeResumeHook']
 
@@ -95,7 +97,7 @@ class SafeResumeHook(Hook):
         # version would skip this validation's effects (the reduce-on-plateau step, the logged
         # metrics), so write it again, as MMEngine does for a best score; this hook runs after
         # the others, so the checkpoint holds all their updates.
-        checkpoint_hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        checkpoint_hook = checkpoint_hook_of(runner)
         if (checkpoint_hook is not None
                 and self._saved_before_val == (runner.epoch, runner.iter)):
             step = runner.epoch if checkpoint_hook.by_epoch else runner.iter
