@@ -13,7 +13,7 @@ import os.path as osp
 import re
 import shutil
 import types
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Set, Union
 
 import torch
 from mmengine.dist import is_distributed, is_main_process
@@ -151,6 +151,8 @@ class MedtransRunner(Runner):
       and replaces SyncBN, which has no CPU kernel (nor does DDP accept it on a CPU module),
       with :class:`~medtrans.models.utils.CPUSyncBatchNorm` (every batch norm when the config
       sets ``sync_bn``): statistics of the whole distributed batch over gloo.
+      ``setup_env`` also makes the timestamp unique in the process (``_2``, ``_3``... after
+      the second): MMEngine names the logger, message hub and visualizer after it.
     * ``set_randomness``: ``randomness.deterministic=True`` warns, not fails, on kernels
       without a deterministic version (e.g. the CUDA backward of bilinear upsampling).
     * ``build_dataloader``: loaders fitted to the machine (:func:`fit_loader_to_machine`).
@@ -187,11 +189,23 @@ class MedtransRunner(Runner):
             super().__init__(**arguments)
         self._compile_modules(self.cfg.get('compile'))
 
+    #: The timestamps of the runners this process built (see :meth:`setup_env`).
+    _timestamps_taken: Set[str] = set()
+
     def setup_env(self, env_cfg: Dict) -> None:
         export_local_rank(self.launcher)
         if use_cpu_distributed(self.launcher):
             init_cpu_distributed(self.launcher, env_cfg.get('dist_cfg', {}))
         super().setup_env(env_cfg)
+        # MMEngine names the run's logger, message hub, visualizer and log folder after its
+        # timestamp (seconds): a second runner of the same config built within the same second
+        # would log into the first one's file and start from its message hub. Every process
+        # builds its runners in the same order, so the suffix agrees between ranks.
+        timestamp, count = self._timestamp, 1
+        while self._timestamp in MedtransRunner._timestamps_taken:
+            count += 1
+            self._timestamp = f'{timestamp}_{count}'
+        MedtransRunner._timestamps_taken.add(self._timestamp)
 
     def set_randomness(self, seed, diff_rank_seed: bool = False,
                        deterministic: bool = False) -> None:

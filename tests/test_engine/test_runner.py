@@ -62,6 +62,21 @@ def test_resume_with_nothing_saved_starts_a_new_run(tmp_path):
     runner.load_or_resume()  # what Runner.train() calls after initialising the weights
 
 
+def test_runners_built_within_one_second_log_apart(tmp_path, monkeypatch):
+    # MMEngine names the logger, message hub and visualizer after the run's timestamp (seconds).
+    monkeypatch.setattr(runner_module.MedtransRunner, '_timestamps_taken', set())
+    monkeypatch.setattr('time.strftime', lambda *args: '20261207_120000')
+    runners = [build_runner(load_config(HEADLINE, {'work_dir': str(tmp_path / name)},
+                                        pretrained=None)) for name in ('a', 'b')]
+    assert [runner.timestamp for runner in runners] == ['20261207_120000', '20261207_120000_2']
+    assert runners[0].message_hub is not runners[1].message_hub
+    for runner, name in zip(runners, ('a', 'b')):
+        runner.logger.info(f'run {name}')
+    for runner, name in zip(runners, ('a', 'b')):
+        log = (Path(runner.log_dir) / f'{runner.timestamp}.log').read_text()
+        assert f'run {name}' in log and f'run {"ab".replace(name, "")}' not in log
+
+
 def test_resume_falls_back_to_the_pointer(tmp_path):
     elsewhere = tmp_path / 'out' / 'iter_3.pth'
     elsewhere.parent.mkdir()
