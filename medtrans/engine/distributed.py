@@ -7,6 +7,7 @@ code, so that torchrun, Slurm and Open MPI all work) makes MMEngine skip its own
 ``device_ids=None``.
 """
 import contextlib
+import gc
 import os
 
 import torch
@@ -60,6 +61,13 @@ def export_local_rank(launcher: str) -> None:
 
 
 def close_distributed() -> None:
-    """Destroy the process group; without it gloo runs sometimes abort at interpreter exit."""
+    """Destroy the process group while the interpreter is fully alive.
+
+    A group destroyed at interpreter exit can abort the process ("terminate called without an
+    active exception", pytorch/pytorch#179291): gloo's threads still hold tensors. Destroying
+    it is not enough while a finished Runner's reference cycles keep its DDP wrapper, and so
+    the group, alive (a 2-process ``knn_eval.py`` aborted so in CI): they are collected first.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()

@@ -63,3 +63,52 @@ def test_cpu_distributed_for_every_mmengine_launcher(launcher, launcher_env, wra
         env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == f'gloo 0 1 CPUSyncBatchNorm {expected}'
+
+
+_CLOSE_SCRIPT = '''
+import gc
+import sys
+
+import torch
+from mmengine.model import BaseModel
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from medtrans.engine import MedtransRunner
+from medtrans.engine.distributed import close_distributed
+
+
+class Linear(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+
+    def forward(self, inputs, mode='tensor'):
+        return dict(loss=self.linear(torch.stack(inputs)).sum())
+
+
+runner = MedtransRunner(
+    model=Linear(), work_dir=sys.argv[1], launcher='pytorch',
+    train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+                          sampler=dict(type='DefaultSampler')),
+    train_cfg=dict(by_epoch=False, max_iters=2), optim_wrapper=dict(optimizer=dict(
+        type='SGD', lr=0.1)))
+runner.train()  # its loop holds the runner: a reference cycle
+del runner
+close_distributed()
+print(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
+'''
+
+
+def test_closing_frees_the_wrapper_that_holds_the_group(free_port, tmp_path):
+    """A finished Runner's DDP wrapper, kept alive by reference cycles, would hold the process
+    group until interpreter exit, where gloo can abort (see ``close_distributed``)."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('MASTER_', 'RANK', 'WORLD_'))}
+    env.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=str(free_port), CUDA_VISIBLE_DEVICES='')
+    result = subprocess.run([sys.executable, '-c', _CLOSE_SCRIPT, str(tmp_path)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == '0'
