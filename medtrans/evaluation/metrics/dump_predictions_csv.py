@@ -38,6 +38,9 @@ class DumpPredictionsCsv(BaseMetric):
         collect_dir (str, optional): Shared folder for 'cpu' gathering. Defaults to None.
     """
 
+    # It returns no metric to name: no prefix (MMEngine warns where the prefix is None).
+    default_prefix = ''
+
     def __init__(self, out_file: str, collect_device: str = 'cpu',
                  collect_dir: Optional[str] = None) -> None:
         if not str(out_file).endswith('.csv'):
