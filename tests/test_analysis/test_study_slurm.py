@@ -2,7 +2,8 @@
 of a plan, then the jobs run through a fake Slurm on this machine (``tests/fake_slurm``): arrays,
 ``afterok`` dependencies, a failed dependency that cancels its dependents, jobs still queued not
 submitted twice, and preemption (the warning signal, the requeue, the resume); at the end a real
-smoke study, one cell preempted mid-run, whose metrics equal the same study run here."""
+smoke study run here and summarised, and its ImageNet+DINO cell on Slurm, one run preempted
+mid-run, with the same results."""
 import json
 import os
 import os.path as osp
@@ -294,27 +295,32 @@ def _synthetic_inputs(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_a_smoke_study_on_slurm_with_a_preempted_cell_equals_it_run_here(
-        repo_root, tmp_path, fake_slurm_factory):
-    """Table 1's ImageNet+DINO DeiT-S cell on APTOS, seeds 0 and 1, with its DINO pretraining:
-    submitted (the pretraining, then the two runs as an array after it), the first run warned
-    after its first iteration; run here side by side at the same time (one core per job in
-    both) for the reference."""
+def test_a_smoke_study_here_and_on_slurm_with_a_preempted_cell(repo_root, tmp_path,
+                                                              fake_slurm_factory):
+    """Table 1's smoke mode for DeiT-S on APTOS run here, seed 0 (the DINO pretraining, its
+    export, the three cells side by side, then the summary), and its ImageNet+DINO cell on
+    Slurm, seeds 0 and 1: submitted (the pretraining, then the two runs as an array after it),
+    the first run warned after its first iteration; its results equal those run here (one core
+    per job in both). Then another dataset whose folder holds no data: its jobs fail, the one
+    that reads its DINO export is not started, the APTOS jobs stay done, and the tool says
+    so."""
     data, weights = _synthetic_inputs(tmp_path)
     cells = f'cells-cpu-after-{DINO_STEM}'
     fake = fake_slurm_factory(preempt=f'table1-{cells}_0@Iter(train) [1/4]')
     command = [sys.executable, 'tools/run_study.py', 'configs/studies/table1.py', '--smoke',
-               '--only', 'dataset=aptos2019', '--only', 'model=deit-s', '--only',
-               'init=ImageNet+DINO', '--only', 'seed=0,1', '--data-root', f'aptos2019={data}',
-               '--weights-dir', str(weights), '--gpus', '0']
+               '--only', 'dataset=aptos2019', '--only', 'model=deit-s', '--data-root',
+               f'aptos2019={data}', '--weights-dir', str(weights), '--gpus', '0']
     env = dict(os.environ, OMP_NUM_THREADS='1')
     cores = sorted(os.sched_getaffinity(0))[:2]
-    here = subprocess.Popen(
-        command + ['--work-root', str(tmp_path / 'here'), '--max-parallel', '2'], cwd=repo_root,
+    here = tmp_path / 'here'
+    local = subprocess.Popen(
+        command + ['--only', 'seed=0', '--work-root', str(here), '--max-parallel', '2'],
+        cwd=repo_root,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         preexec_fn=lambda: os.sched_setaffinity(0, cores))
     work = tmp_path / 'slurm'
-    proc = subprocess.run(command + ['--work-root', str(work), '--launcher', 'slurm',
+    proc = subprocess.run(command + ['--only', 'init=ImageNet+DINO', '--only', 'seed=0,1',
+                                     '--work-root', str(work), '--launcher', 'slurm',
                                      '--time', '0:30:00'],
                           cwd=repo_root, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -323,9 +329,28 @@ def test_a_smoke_study_on_slurm_with_a_preempted_cell_equals_it_run_here(
         f'{work}/slurm:', f'  1000  pretraining/{DINO_STEM}',
         f'  1001_0  {CELL_STEM}/seed0 (after 1000)', f'  1001_1  {CELL_STEM}/seed1 (after 1000)']
     fake.wait(timeout=600)
-    out, _ = here.communicate(timeout=600)
-    assert here.returncode == 0 and out.splitlines()[-1] == 'study table1: 3 done', out[-3000:]
+    out, _ = local.communicate(timeout=600)
+    assert local.returncode == 0 and out.splitlines()[-1] == 'study table1: 4 done', out[-3000:]
+    assert '2 running' in out  # side by side
 
+    # Here: the export, the run record of the recipe, the summary of the three rows.
+    export = f'exports/{DINO_STEM}.safetensors'
+    cell = here / CELL_STEM / 'seed0'
+    record = json.loads((cell / RUN_RECORD).read_text())
+    assert {key: record[key] for key in ('gpus', 'batch_per_gpu', 'accumulate', 'total_batch',
+                                         'lr', 'smoke', 'pretrained', 'img_size')} == dict(
+        gpus=0, batch_per_gpu=4, accumulate=1, total_batch=4, lr=1e-4, smoke=True,
+        pretrained=str(here / export), img_size=64)
+    summary = subprocess.run([sys.executable, 'tools/analysis/summarize.py', str(here),
+                              '--out-dir', str(tmp_path / 'summary'), '--bootstrap', '20'],
+                             cwd=repo_root, capture_output=True, text=True, env=env)
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    rows = [line.split(' |')[0] for line in
+            (tmp_path / 'summary' / 'table_1.md').read_text().splitlines()
+            if line.startswith('| ') and 'DeiT-S' in line]
+    assert sorted(rows) == ['| ImageNet DeiT-S', '| ImageNet+DINO DeiT-S', '| random DeiT-S']
+
+    # On Slurm: the warned run checkpointed mid-run, requeued itself and resumed there.
     assert fake.accounting('1000', '1001') == [
         ['1000', 'COMPLETED'], ['1001_0', 'COMPLETED'], ['1001_1', 'COMPLETED']]
     assert fake.restarts() == {'1000': 0, '1001_0': 1, '1001_1': 0}
@@ -335,15 +360,31 @@ def test_a_smoke_study_on_slurm_with_a_preempted_cell_equals_it_run_here(
     assert stopped and stopped[0] in ('1', '2', '3'), log[-3000:]  # mid-run: of 4
     assert 'Slurm job 1001_0 requeued: it resumes from this checkpoint.' in log
     assert re.findall(r'resumed epoch: \d+, iter: (\d+)', log) == stopped
-    for seed in (0, 1):
-        ours, theirs = (root / CELL_STEM / f'seed{seed}' for root in (work, tmp_path / 'here'))
-        assert json.loads((ours / RUN_RECORD).read_text())['gpus'] == 0
-        assert json.loads((ours / 'metrics' / 'test_latest.json').read_text())['metrics'] == \
-            json.loads((theirs / 'metrics' / 'test_latest.json').read_text())['metrics']
-        assert (ours / 'predictions.csv').read_text() == \
-            (theirs / 'predictions.csv').read_text()
-        weights = [safe_load(str(root / 'iter_4.pth'))['state_dict'] for root in (ours, theirs)]
-        assert weights[0].keys() == weights[1].keys()
-        assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
-    export = f'exports/{DINO_STEM}.safetensors'
-    assert (work / export).read_bytes() == (tmp_path / 'here' / export).read_bytes()
+    assert (work / CELL_STEM / 'seed1' / 'metrics' / 'test_latest.json').is_file()
+    ours, theirs = (root / CELL_STEM / 'seed0' for root in (work, here))
+    assert json.loads((ours / RUN_RECORD).read_text())['gpus'] == 0
+    assert json.loads((ours / 'metrics' / 'test_latest.json').read_text())['metrics'] == \
+        json.loads((theirs / 'metrics' / 'test_latest.json').read_text())['metrics']
+    assert (ours / 'predictions.csv').read_text() == (theirs / 'predictions.csv').read_text()
+    weights = [safe_load(str(root / 'iter_4.pth'))['state_dict'] for root in (ours, theirs)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    assert (work / export).read_bytes() == (here / export).read_bytes()
+
+    # A dataset without data, here again.
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    command[command.index('dataset=aptos2019')] = 'dataset=aptos2019,cbis-ddsm'
+    proc = subprocess.run(command + ['--only', 'seed=0', '--work-root', str(here), '--data-root',
+                                     f'cbis-ddsm={empty}'], cwd=repo_root,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    end = proc.stdout.splitlines()
+    dino = 'pretraining/dino_deit-s_in1k_4xb64_300e_cbis-ddsm-224-96'
+    assert end[end.index('study table1: 1 blocked, 4 done, 3 failed'):] == [
+        'study table1: 1 blocked, 4 done, 3 failed',
+        f'failed: {dino} (log: {here}/{dino}/study.log)',
+        *[f'failed: deit-s_{init}_1xb64_plateau_cbis-ddsm-224/seed0 (log: '
+          f'{here}/deit-s_{init}_1xb64_plateau_cbis-ddsm-224/seed0/study.log)'
+          for init in ('random', 'in1k')],
+        'blocked: deit-s_in1k-dino_1xb64_plateau_cbis-ddsm-224/seed0 (waits for a failed job)']
