@@ -109,7 +109,7 @@ class DatasetCheckReport:
                 lines.append(f'{head}: {split.note}')
             else:
                 found = [f'{len(split.problems)} problem(s)'] if split.problems else []
-                found += [f'{count} problem(s) of its tables listed under [{name}]'
+                found += [f'{count} problem(s) of its tables or folders listed under [{name}]'
                           for name, count in split.shared.items()]
                 lines.append(f'{head}: {split.num_checked}/{split.num_samples} samples checked, '
                              + (', '.join(found) or 'no problems'))
@@ -425,7 +425,7 @@ def _check_records(split: SplitCheck, parts: List[_Part], work_dir: str, misfits
         if part.partial:
             # Divided without its bad rows, the split is not the one training would make.
             note = (f'split record of {type(part.dataset).__name__} not checked nor written: '
-                    'its bad rows are left out of this check')
+                    'its bad rows and files are left out of this check')
             if note not in notes:
                 notes.append(note)
             continue

@@ -6,7 +6,8 @@ from typing import Dict, List, Tuple
 
 from medtrans.registry import DATASETS
 
-from .segmentation import SplitSegDataset, examples
+from .segmentation import SplitSegDataset
+from .utils import settle_problems
 
 __all__ = ['CSAWSDataset']
 
@@ -30,7 +31,8 @@ def _patient_folders(folder: str) -> List[str]:
     return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
 
 
-def _scan_patient(folder: str, patient: str) -> Tuple[Dict[str, str], Dict[str, Dict[str, str]]]:
+def _scan_patient(folder: str, patient: str, problems: List[Exception]
+                  ) -> Tuple[Dict[str, str], Dict[str, Dict[str, str]]]:
     """The images and annotations of one patient folder.
 
     Returns:
@@ -38,8 +40,8 @@ def _scan_patient(folder: str, patient: str) -> Tuple[Dict[str, str], Dict[str, 
         ``<patient>_<n>``. ``_8bit.png`` twins, files that are not PNG and entries that are not
         regular files (a folder named like an image is then a missing image) are left out.
 
-    Raises:
-        ValueError: A PNG not named after the patient as the layout names files.
+    A PNG not named after the patient as the layout names files is a ``ValueError`` appended
+    to ``problems`` (and left out).
     """
     pattern = re.compile(rf'^({re.escape(patient)}_\d+)(?:_([A-Za-z0-9_-]+))?\.png$')
     images: Dict[str, str] = {}
@@ -49,10 +51,11 @@ def _scan_patient(folder: str, patient: str) -> Tuple[Dict[str, str], Dict[str, 
             continue
         match = pattern.match(entry.name)
         if match is None:
-            raise ValueError(
+            problems.append(ValueError(
                 f'CSAWSDataset: "{entry.path}" is not named <patient>_<n>.png or '
                 f'<patient>_<n>_<class>.png with patient "{patient}" (its folder); expected only '
-                f'screenings and annotations of that patient:\n{_LAYOUT}')
+                'screenings and annotations of that patient'))
+            continue
         stem, suffix = match.groups()
         if suffix is None:
             images[stem] = entry.path
@@ -139,40 +142,42 @@ class CSAWSDataset(SplitSegDataset):
         return 'anonymized_dataset', 'anonymized_dataset'
 
     def samples(self, img_dir: str, mask_dir: str) -> List[dict]:
-        """Every screening with its cancer annotation, sorted by patient and screening."""
+        """Every screening with its cancer annotation, sorted by patient and screening.
+
+        Every unpaired or misnamed file or patient folder is a problem, all refused together
+        (:func:`~medtrans.datasets.utils.settle_problems`; within ``collect_problems`` they are
+        reported and left out).
+        """
         patients = _patient_folders(img_dir)
         ann_patients = patients if mask_dir == img_dir else _patient_folders(mask_dir)
-        unannotated = sorted(set(patients).difference(ann_patients))
-        if unannotated:
-            raise FileNotFoundError(
-                f'CSAWSDataset: patient "{unannotated[0]}" of "{img_dir}" has no folder in '
-                f'"{mask_dir}"; expected the annotations of every screening (patients without: '
-                f'{examples(unannotated)}).')
-        unscreened = sorted(set(ann_patients).difference(patients))
-        if unscreened:
-            raise FileNotFoundError(
-                f'CSAWSDataset: "{osp.join(mask_dir, unscreened[0])}" annotates a patient with '
-                f'no folder in "{img_dir}"; expected the screenings of every annotated patient '
-                f'(patients without: {examples(unscreened)}).')
+        problems: List[Exception] = [FileNotFoundError(
+            f'CSAWSDataset: patient "{patient}" of "{img_dir}" has no folder in "{mask_dir}"; '
+            'expected the annotations of every screening')
+            for patient in sorted(set(patients).difference(ann_patients))]
+        problems += [FileNotFoundError(
+            f'CSAWSDataset: "{osp.join(mask_dir, patient)}" annotates a patient with no folder '
+            f'in "{img_dir}"; expected the screenings of every annotated patient')
+            for patient in sorted(set(ann_patients).difference(patients))]
         samples = []
-        for patient in patients:
-            images, annotations = _scan_patient(osp.join(img_dir, patient), patient)
+        for patient in sorted(set(patients).intersection(ann_patients)):
+            images, annotations = _scan_patient(osp.join(img_dir, patient), patient, problems)
             if mask_dir != img_dir:
-                _, annotations = _scan_patient(osp.join(mask_dir, patient), patient)
+                _, annotations = _scan_patient(osp.join(mask_dir, patient), patient, problems)
             targets = {stem: classes[_TARGET]
                        for stem, classes in annotations.items() if _TARGET in classes}
-            orphans = sorted(set(targets).difference(images))
-            if orphans:
-                raise FileNotFoundError(
-                    f'CSAWSDataset: annotation "{targets[orphans[0]]}" has no screening; '
-                    f'expected "{osp.join(img_dir, patient, orphans[0] + ".png")}".')
+            problems += [FileNotFoundError(
+                f'CSAWSDataset: annotation "{targets[stem]}" has no screening; expected '
+                f'"{osp.join(img_dir, patient, stem + ".png")}"')
+                for stem in sorted(set(targets).difference(images))]
             for stem in sorted(images):
                 if stem not in targets:
-                    raise FileNotFoundError(
+                    problems.append(FileNotFoundError(
                         f'CSAWSDataset: screening "{images[stem]}" has no {_TARGET} annotation; '
-                        f'expected "{osp.join(mask_dir, patient, f"{stem}_{_TARGET}.png")}".')
+                        f'expected "{osp.join(mask_dir, patient, f"{stem}_{_TARGET}.png")}"'))
+                    continue
                 samples.append(dict(id=stem, group=patient, img_path=images[stem],
                                     seg_map_path=targets[stem], patient_id=patient))
+        settle_problems(problems, f'the CSAW-S folders "{img_dir}" and "{mask_dir}"')
         if not samples:
             raise ValueError(f'CSAWSDataset (split "{self.split}"): no screenings in '
                              f'"{img_dir}"; expected the layout:\n{_LAYOUT}')

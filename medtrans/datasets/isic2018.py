@@ -5,7 +5,8 @@ from typing import List, Tuple
 
 from medtrans.registry import DATASETS
 
-from .segmentation import SplitSegDataset, examples
+from .segmentation import SplitSegDataset
+from .utils import settle_problems
 
 __all__ = ['ISIC2018Task1Dataset']
 
@@ -90,7 +91,12 @@ class ISIC2018Task1Dataset(SplitSegDataset):
         return _FOLDERS[split]
 
     def samples(self, img_dir: str, mask_dir: str) -> List[dict]:
-        """Every image of the split's folders with its mask, sorted by id."""
+        """Every image of the split's folders with its mask, sorted by id.
+
+        Every unpaired or misnamed file is a problem, all refused together
+        (:func:`~medtrans.datasets.utils.settle_problems`; within ``collect_problems`` they are
+        reported and left out).
+        """
         for folder, what in ((img_dir, 'images (*.jpg)'), (mask_dir, 'masks (*_segmentation.png)')):
             if not osp.isdir(folder):
                 raise FileNotFoundError(
@@ -98,29 +104,25 @@ class ISIC2018Task1Dataset(SplitSegDataset):
                     f'expected it to hold the {what} of this split, as in:\n{self.LAYOUT}')
         img_ids = [name[:-len(_IMG_SUFFIX)] for name in _list_files(img_dir, _IMG_SUFFIX)]
         mask_names = _list_files(mask_dir, '.png')
-        misnamed = [name for name in mask_names if not name.endswith(_MASK_SUFFIX)]
-        if misnamed:
-            raise ValueError(
-                f'ISIC2018Task1Dataset: "{osp.join(mask_dir, misnamed[0])}" is not named '
-                f'<id>{_MASK_SUFFIX}; expected only masks in {mask_dir} '
-                f'(unexpected: {examples(misnamed)}).')
-        mask_ids = {name[:-len(_MASK_SUFFIX)] for name in mask_names}
-
-        no_mask = [i for i in img_ids if i not in mask_ids]
-        if no_mask:
-            raise FileNotFoundError(
-                f'ISIC2018Task1Dataset: image "{osp.join(img_dir, no_mask[0] + _IMG_SUFFIX)}" '
-                f'has no mask; expected "{osp.join(mask_dir, no_mask[0] + _MASK_SUFFIX)}" '
-                f'(images without masks: {examples(no_mask)}).')
-        no_image = sorted(mask_ids.difference(img_ids))
-        if no_image:
-            raise FileNotFoundError(
-                f'ISIC2018Task1Dataset: mask "{osp.join(mask_dir, no_image[0] + _MASK_SUFFIX)}" '
-                f'has no image; expected "{osp.join(img_dir, no_image[0] + _IMG_SUFFIX)}" '
-                f'(masks without images: {examples(no_image)}).')
+        problems: List[Exception] = [
+            ValueError(f'ISIC2018Task1Dataset: "{osp.join(mask_dir, name)}" is not named '
+                       f'<id>{_MASK_SUFFIX}; expected only masks in {mask_dir}')
+            for name in mask_names if not name.endswith(_MASK_SUFFIX)]
+        mask_ids = {name[:-len(_MASK_SUFFIX)] for name in mask_names
+                    if name.endswith(_MASK_SUFFIX)}
+        problems += [FileNotFoundError(
+            f'ISIC2018Task1Dataset: image "{osp.join(img_dir, i + _IMG_SUFFIX)}" has no mask; '
+            f'expected "{osp.join(mask_dir, i + _MASK_SUFFIX)}"')
+            for i in img_ids if i not in mask_ids]
+        problems += [FileNotFoundError(
+            f'ISIC2018Task1Dataset: mask "{osp.join(mask_dir, i + _MASK_SUFFIX)}" has no image; '
+            f'expected "{osp.join(img_dir, i + _IMG_SUFFIX)}"')
+            for i in sorted(mask_ids.difference(img_ids))]
+        settle_problems(problems, f'the ISIC 2018 folders "{img_dir}" and "{mask_dir}"')
         if not img_ids:
             raise ValueError(
                 f'ISIC2018Task1Dataset (split "{self.split}"): no images (*{_IMG_SUFFIX}) in '
                 f'"{img_dir}"; expected the images of this split.')
         return [dict(id=i, img_path=osp.join(img_dir, i + _IMG_SUFFIX),
-                     seg_map_path=osp.join(mask_dir, i + _MASK_SUFFIX)) for i in img_ids]
+                     seg_map_path=osp.join(mask_dir, i + _MASK_SUFFIX))
+                for i in img_ids if i in mask_ids]

@@ -12,6 +12,7 @@ from mmengine.config import Config
 
 from medtrans.datasets import ISIC2018Task1Dataset
 from medtrans.datasets.check import check_dataset, loading_steps
+from medtrans.datasets.utils import DataProblems
 from medtrans.testing import make_synthetic_isic2018
 
 TRAIN_IN = 'ISIC2018_Task1-2_Training_Input'
@@ -152,21 +153,40 @@ def test_threads_give_the_same_report(planted_root, tmp_path):
             == check_dataset(_config(root), num_workers=0).format())
 
 
-def test_datasets_that_cannot_be_built_are_problems_of_their_split(clean_root, tmp_path):
+def test_every_unpaired_file_is_reported_and_the_rest_checked(clean_root, tmp_path):
+    # A mask missing, an image missing, a misnamed mask; and a test split that cannot be built.
     root = tmp_path / 'data'
     shutil.copytree(clean_root, root)
     os.remove(root / TRAIN_GT / 'ISIC_0000002_segmentation.png')
+    os.remove(root / TRAIN_IN / 'ISIC_0000005.jpg')
+    shutil.copy(root / TRAIN_GT / 'ISIC_0000001_segmentation.png',
+                root / TRAIN_GT / 'ISIC_0000001_mask.png')
     report = check_dataset(_config(root, test_root=tmp_path / 'nowhere'),
                            work_dir=str(tmp_path / 'work'))
-    assert report.num_problems == 3
-    for split in report.splits:
-        [problem] = split.problems
-        assert split.num_checked == 0 and problem.message.startswith(
-            'ISIC2018Task1Dataset(data_root=')
-    train, test = report.splits[0].problems[0].message, report.splits[2].problems[0].message
-    assert 'could not be built: FileNotFoundError' in train
-    assert f'{root / TRAIN_IN / "ISIC_0000002.jpg"}" has no mask' in train
-    assert f'data_root "{tmp_path / "nowhere"}" not found' in test
+    assert report.num_problems == 4
+    train, val, test = report.splits
+    # 18 of the 20 images are paired: both training splits check them all.
+    assert (train.num_checked, val.num_checked, test.num_checked) == (16, 2, 0)
+    gt, images = root / TRAIN_GT, root / TRAIN_IN
+    assert [problem.message for problem in train.problems] == [
+        f'ISIC2018Task1Dataset: "{gt / "ISIC_0000001_mask.png"}" is not named '
+        f'<id>_segmentation.png; expected only masks in {gt}',
+        f'ISIC2018Task1Dataset: image "{images / "ISIC_0000002.jpg"}" has no mask; expected '
+        f'"{gt / "ISIC_0000002_segmentation.png"}"',
+        f'ISIC2018Task1Dataset: mask "{gt / "ISIC_0000005_segmentation.png"}" has no image; '
+        f'expected "{images / "ISIC_0000005.jpg"}"']
+    assert val.problems == [] and val.shared == {'train': 3}
+    [problem] = test.problems
+    assert problem.message.startswith(
+        f"ISIC2018Task1Dataset(data_root='{tmp_path / 'nowhere'}', split='official_test') "
+        f'could not be built: FileNotFoundError: ISIC2018Task1Dataset: data_root '
+        f'"{tmp_path / "nowhere"}" not found')
+    # The same data refused by training, every problem at once.
+    with pytest.raises(DataProblems) as err:
+        ISIC2018Task1Dataset(data_root=str(root), split='train')
+    assert str(err.value).startswith(f'3 problems in the ISIC 2018 folders "{images}" and '
+                                     f'"{gt}"; expected none')
+    assert all(problem.message in str(err.value) for problem in train.problems)
 
 
 class _PatientISIC(ISIC2018Task1Dataset):

@@ -101,10 +101,10 @@ def test_the_tool_gives_one_line_per_bad_row_and_checks_the_others(tmp_path, rep
                         'samples checked, 3 problem(s)')
     assert lines[start + 1:start + 5] == bad + [
         f"[val] APTOS2019Dataset(data_root='{root}', split='val'): 3/3 samples checked, 3 "
-        'problem(s) of its tables listed under [train]']
+        'problem(s) of its tables or folders listed under [train]']
     assert sum('diagnosis is' in line for line in lines) == 3
     assert lines[-1] == 'Summary: 3 split(s), 17 samples checked, 3 problem(s): FAILED'
     # A division without the bad rows is not training's: no split record is written.
-    assert ('  note: split record of APTOS2019Dataset not checked nor written: its bad rows are '
-            'left out of this check') in lines
+    assert ('  note: split record of APTOS2019Dataset not checked nor written: its bad rows and '
+            'files are left out of this check') in lines
     assert not work_dir.exists()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from medtrans.datasets import CSAWSDataset, LoadBinaryMask, LoadImageStrict, split_ids
+from medtrans.datasets.utils import DataProblems, collect_problems
 from medtrans.testing.layouts.csaw_s import write_synthetic_csaw_s
 
 
@@ -127,3 +128,26 @@ def test_an_annotated_test_patient_without_screenings_is_an_error(tree):
     CSAWSDataset(str(root), split='test', annotator=1)
     with pytest.raises(FileNotFoundError, match=f'"{extra}" annotates a patient with no folder'):
         CSAWSDataset(str(root), split='test', annotator=3)
+
+
+def test_every_problem_is_refused_at_once_or_collected_by_the_checks(tree):
+    root, files = tree
+    os.remove(files['train_masks'][3])
+    os.remove(files['train_images'][2])
+    stray = root / 'anonymized_dataset' / '004' / '005_0.png'
+    os.link(files['train_images'][0], stray)
+    with pytest.raises(DataProblems) as info:
+        CSAWSDataset(str(root), split='trainval')
+    message = str(info.value)
+    assert message.startswith(f'3 problems in the CSAW-S folders "{root / "anonymized_dataset"}" '
+                              f'and "{root / "anonymized_dataset"}"; expected none')
+    for path in (files['train_masks'][3], files['train_masks'][2], stray):
+        assert f'"{path}"' in message
+    # What tools/check_dataset.py does: the problems collected, the other screenings read.
+    with collect_problems() as found:
+        dataset = CSAWSDataset(str(root), split='trainval')
+    assert [str(problem) for problem in found] == [
+        line[len('  - '):] for line in message.splitlines()[1:]]
+    paths = {dataset.get_data_info(i)['img_path'] for i in range(len(dataset))}
+    assert paths == set(files['train_images']) - {files['train_images'][2],
+                                                  files['train_images'][3]}
