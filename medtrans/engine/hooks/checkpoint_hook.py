@@ -23,14 +23,29 @@ class CrashSafeCheckpointHook(CheckpointHook):
     (seconds for a ViT with its optimizer state) is left with none: ``--resume`` would start it
     again from the beginning. This hook keeps MMEngine's bookkeeping (``keep_ckpt_ids`` in the
     message hub, saved in the new checkpoint) and removes the old file after the new one is in
-    place, which the atomic backend makes complete. It also keeps the deprecation notices of the
-    ``FileClient`` that MMEngine 0.10 builds and no longer uses out of the run's log. Everything
-    else is MMEngine's.
+    place, which the atomic backend makes complete; a run killed in between removes it when
+    resumed (the new checkpoint names it, :attr:`STALE_KEY`). It also keeps the deprecation
+    notices of the ``FileClient`` that MMEngine 0.10 builds and no longer uses out of the run's
+    log. Everything else is MMEngine's.
     """
+
+    #: Message hub key of the checkpoint that a save removes once it is written; saved in the
+    #: new checkpoint, so that a run killed in between removes it when resumed.
+    STALE_KEY = 'stale_checkpoint'
 
     def before_run(self, runner) -> None:
         runner.logger.addFilter(not_file_client_notice)
         super().before_run(runner)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        stale = runner.message_hub.get_info(self.STALE_KEY)
+        if stale is not None:  # resumed from a checkpoint written just before a kill
+            path = self._remove_checkpoint(stale)
+            if path is not None:
+                runner.logger.info(f'Removed {path}: the interrupted run wrote the checkpoint '
+                                   'that replaces it, but was killed before removing it.')
+            runner.message_hub.update_info(self.STALE_KEY, None)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         limit, stale = self.max_keep_ckpts, None
@@ -39,14 +54,25 @@ class CrashSafeCheckpointHook(CheckpointHook):
                 stale = self.keep_ckpt_ids.popleft()
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+            runner.message_hub.update_info(self.STALE_KEY, stale)
         self.max_keep_ckpts = -1  # MMEngine's rotation, done above, would remove first
         try:
             super()._save_checkpoint_with_step(runner, step, meta)
         finally:
             self.max_keep_ckpts = limit
-        if stale is not None and is_main_process():
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(stale))
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):  # DeepSpeed writes folders
-                self.file_backend.rmtree(path)
+        if stale is not None:
+            self._remove_checkpoint(stale)
+            runner.message_hub.update_info(self.STALE_KEY, None)
+
+    def _remove_checkpoint(self, step: int):
+        """Remove the checkpoint of ``step`` (main process); its path, or None if absent."""
+        path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
+        if not is_main_process():
+            return None
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # DeepSpeed writes folders
+            self.file_backend.rmtree(path)
+        else:
+            return None
+        return path
