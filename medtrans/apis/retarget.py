@@ -343,10 +343,27 @@ def _img_size_plan(cfg: Config, primary: str, img_size: int
 def img_size_fits(cfg: Config, img_size: int) -> bool:
     """Whether ``--img-size img_size`` fits the config: its top-level input size is square and
     every size the model sees, rounded as ``--img-size`` rounds it, is one its backbone takes."""
-    primary = next((name for name in INPUT_SIZES if _is_size(cfg.get(name))), None)
-    if primary is None or (not isinstance(cfg[primary], int)
-                           and cfg[primary][0] != cfg[primary][1]):
+    try:
+        primary = _square_input_size(cfg)
+    except ValueError:
         return False
+    return _fits(cfg, primary, img_size)
+
+
+def _square_input_size(cfg: Config) -> str:
+    """The name of the config's top-level input size; refused unless it has one, square."""
+    primary = next((name for name in INPUT_SIZES if _is_size(cfg.get(name))), None)
+    if primary is None:
+        raise ValueError(f'--img-size: the config has none of the top-level input sizes '
+                         f'{", ".join(INPUT_SIZES)}; set the sizes with --cfg-options.')
+    size = cfg[primary]
+    if not isinstance(size, int) and size[0] != size[1]:
+        raise ValueError(f'--img-size: {primary}={tuple(size)} is not square; set the sizes '
+                         'with --cfg-options.')
+    return primary
+
+
+def _fits(cfg: Config, primary: str, img_size: int) -> bool:
     try:
         _img_size_plan(cfg, primary, img_size)
     except ValueError:
@@ -356,27 +373,13 @@ def img_size_fits(cfg: Config, img_size: int) -> bool:
 
 def _img_sizes_that_fit(cfg: Config, primary: str, img_size: int) -> List[int]:
     """The nearest input sizes below and above ``img_size`` that ``--img-size`` accepts."""
-    fits = []
-    for candidates in (range(img_size - 1, 0, -1), range(img_size + 1, 8 * img_size + 1)):
-        for candidate in candidates:
-            try:
-                _img_size_plan(cfg, primary, candidate)
-            except ValueError:
-                continue
-            fits.append(candidate)
-            break
-    return sorted(fits)
+    nearest = (next((size for size in sizes if _fits(cfg, primary, size)), None)
+               for sizes in (range(img_size - 1, 0, -1), range(img_size + 1, 8 * img_size + 1)))
+    return [size for size in nearest if size is not None]
 
 
 def _retarget_img_size(cfg: Config, img_size: int) -> List[str]:
-    primary = next((name for name in INPUT_SIZES if _is_size(cfg.get(name))), None)
-    if primary is None:
-        raise ValueError(f'--img-size: the config has none of the top-level input sizes '
-                         f'{", ".join(INPUT_SIZES)}; set the sizes with --cfg-options.')
-    size = cfg[primary]
-    if not isinstance(size, int) and size[0] != size[1]:
-        raise ValueError(f'--img-size: {primary}={tuple(size)} is not square; set the sizes '
-                         'with --cfg-options.')
+    primary = _square_input_size(cfg)
     try:
         plan, rounded = _img_size_plan(cfg, primary, img_size)
     except ValueError as err:

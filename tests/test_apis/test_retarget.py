@@ -5,8 +5,10 @@ import importlib
 from pathlib import Path
 
 import pytest
+from mmengine.config import Config
 
 from medtrans.apis import load_config, retarget
+from medtrans.apis.retarget import img_size_fits
 
 REPO = Path(__file__).resolve().parents[2]
 HEADLINE = REPO / 'configs' / 'deeplab3_deit_s_isic2018.py'
@@ -87,6 +89,19 @@ def test_an_img_size_the_backbone_cannot_take_is_refused_with_sizes_that_fit(
     with pytest.raises(ValueError) as error:
         load_config(str(config), img_size=size)
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize('sizes, message', [
+    (dict(), '--img-size: the config has none of the top-level input sizes '),
+    (dict(crop_size=(512, 256)), '--img-size: crop_size=(512, 256) is not square; set the '
+     'sizes with --cfg-options.'),
+])
+def test_an_img_size_without_one_square_input_size_is_refused(sizes, message):
+    cfg = Config(dict(model=dict(type='ImageClassifier'), **sizes))
+    with pytest.raises(ValueError) as error:
+        retarget(cfg, img_size=64)
+    assert str(error.value).startswith(message)
+    assert not img_size_fits(cfg, 64)
 
 
 def test_pretrained_of_an_mmseg_resnet_sets_its_init_cfg():
