@@ -81,6 +81,7 @@ def main():
             run.started(cfg)
             metrics = runner.test()
             runner.logger.info(test_summary(runner, metrics, outputs))
+            del runner  # its DDP wrapper holds the process group (see close_distributed)
         finally:
             close_distributed()
 

@@ -83,6 +83,7 @@ def main():
             runner = build_runner(cfg)
             run.started(cfg)
             runner.train()
+            del runner  # its DDP wrapper holds the process group (see close_distributed)
         finally:
             close_distributed()
 

@@ -107,9 +107,10 @@ class CSAWSDataset(SplitSegDataset):
 
     Raises:
         FileNotFoundError: A missing folder, a screening without its annotation or an annotation
-            without its screening.
+            without its screening (:class:`~medtrans.datasets.utils.MissingFiles` for several).
         ValueError: Bad arguments, a misnamed PNG, an empty split, or a split file that does
-            not fit.
+            not fit (:class:`~medtrans.datasets.utils.DataProblems` for several problems of
+            which not all are missing files).
     """
 
     #: ``mask_file_name``: the layout's annotation name, which ``tools/test.py --out-dir``
@@ -177,7 +178,11 @@ class CSAWSDataset(SplitSegDataset):
                     continue
                 samples.append(dict(id=stem, group=patient, img_path=images[stem],
                                     seg_map_path=targets[stem], patient_id=patient))
-        settle_problems(problems, f'the CSAW-S folders "{img_dir}" and "{mask_dir}"')
+        settle_problems(problems, f'the CSAW-S folder "{img_dir}"' if mask_dir == img_dir else
+                        f'the CSAW-S folders "{img_dir}" and "{mask_dir}"')
+        if not samples and problems:  # all unpaired, the problems collected (check_dataset)
+            raise ValueError(f'CSAWSDataset (split "{self.split}"): no screening of "{img_dir}" '
+                             f'has its {_TARGET} annotation in "{mask_dir}".')
         if not samples:
             raise ValueError(f'CSAWSDataset (split "{self.split}"): no screenings in '
                              f'"{img_dir}"; expected the layout:\n{_LAYOUT}')

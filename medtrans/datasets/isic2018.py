@@ -65,8 +65,10 @@ class ISIC2018Task1Dataset(SplitSegDataset):
 
     Raises:
         FileNotFoundError: Missing ``data_root`` or split folder, an image without its mask or a
-            mask without its image.
-        ValueError: Bad arguments, an empty split, or a split file that does not fit.
+            mask without its image (:class:`~medtrans.datasets.utils.MissingFiles` for several).
+        ValueError: Bad arguments, a misnamed mask, an empty split, or a split file that does
+            not fit (:class:`~medtrans.datasets.utils.DataProblems` for several problems of
+            which not all are missing files).
     """
 
     #: ``mask_file_name``: the challenge's mask name for an image ``<stem>.jpg`` (its ground
@@ -123,6 +125,10 @@ class ISIC2018Task1Dataset(SplitSegDataset):
             raise ValueError(
                 f'ISIC2018Task1Dataset (split "{self.split}"): no images (*{_IMG_SUFFIX}) in '
                 f'"{img_dir}"; expected the images of this split.')
-        return [dict(id=i, img_path=osp.join(img_dir, i + _IMG_SUFFIX),
-                     seg_map_path=osp.join(mask_dir, i + _MASK_SUFFIX))
-                for i in img_ids if i in mask_ids]
+        samples = [dict(id=i, img_path=osp.join(img_dir, i + _IMG_SUFFIX),
+                        seg_map_path=osp.join(mask_dir, i + _MASK_SUFFIX))
+                   for i in img_ids if i in mask_ids]
+        if not samples:  # all unpaired: the problems were collected (check_dataset)
+            raise ValueError(f'ISIC2018Task1Dataset (split "{self.split}"): no image of '
+                             f'"{img_dir}" has its mask in "{mask_dir}".')
+        return samples

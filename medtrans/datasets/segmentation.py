@@ -9,16 +9,10 @@ from .preresize import use_preresized
 from .samplers import SeededSamplesMixin
 from .splits import SplitRecordMixin, check_split_file_path, load_or_create_split, split_ids
 
-__all__ = ['SplitSegDataset', 'examples']
+__all__ = ['SplitSegDataset']
 
 #: The splits that divide the training set, and so use the split record.
 DIVIDED = ('train', 'val')
-
-
-def examples(items: Sequence[str], limit: int = 5) -> str:
-    """The first few items, and how many there are, for an error message."""
-    shown = ', '.join(items[:limit])
-    return shown + (f', ... ({len(items)} in all)' if len(items) > limit else '')
 
 
 class SplitSegDataset(SeededSamplesMixin, SplitRecordMixin, BaseSegDataset):

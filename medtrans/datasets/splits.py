@@ -23,6 +23,8 @@ import numpy as np
 
 from medtrans.fileio import atomic_write_text
 
+from .utils import problems_collected
+
 __all__ = [
     'split_ids', 'load_or_create_split', 'check_split_file_path', 'record_split',
     'record_splits', 'SplitRecordMixin', 'SPLIT_RECORD_DIR', 'GROUP_KEYS', 'group_key'
@@ -233,7 +235,10 @@ def load_or_create_split(split_file: Optional[str], data_root: Optional[str],
                          meta: dict) -> Dict[str, list]:
     """Read a recorded split, or make one and record it.
 
-    * ``split_file`` None: the split is made by ``make_split_fn(ids)`` and not saved.
+    * ``split_file`` None: the split is made by ``make_split_fn(ids)`` and not saved; so it
+      is where problems of the data were collected (``check_dataset``,
+      :func:`~medtrans.datasets.utils.collect_problems`): ``ids`` lack their rows and files,
+      and a record is neither checked against them nor written from them.
     * ``split_file`` exists: its record is read and checked: its ``meta`` must agree with
       ``meta``, every id in it must be in ``ids``, every id in ``ids`` must be in it, and no id
       may be in two splits.
@@ -255,7 +260,7 @@ def load_or_create_split(split_file: Optional[str], data_root: Optional[str],
     Raises:
         ValueError: See :func:`check_split_file_path`, or a record that does not fit the data.
     """
-    if split_file is None:
+    if split_file is None or problems_collected():
         return make_split_fn(ids)
     path = check_split_file_path(split_file, data_root)
     if osp.exists(path):

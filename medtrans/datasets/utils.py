@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 __all__ = ['CsvTable', 'read_csv_table', 'find_missing', 'image_paths', 'DataProblems',
-           'MissingFiles', 'collect_problems', 'settle_problems']
+           'MissingFiles', 'collect_problems', 'problems_collected', 'settle_problems']
 
 #: Where the problems go while :func:`collect_problems` is active (None: refuse them).
 _COLLECTED: ContextVar[Optional[List[Exception]]] = ContextVar('medtrans_data_problems',
@@ -71,6 +71,12 @@ def collect_problems() -> Iterator[List[Exception]]:
         yield problems
     finally:
         _COLLECTED.reset(token)
+
+
+def problems_collected() -> bool:
+    """Whether problems were found within :func:`collect_problems`: the dataset being built
+    lacks their rows and files."""
+    return bool(_COLLECTED.get())
 
 
 def settle_problems(problems: Sequence[Exception], where: str) -> None:

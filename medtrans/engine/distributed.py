@@ -67,6 +67,7 @@ def close_distributed() -> None:
     active exception", pytorch/pytorch#179291): gloo's threads still hold tensors. Destroying
     it is not enough while a finished Runner's reference cycles keep its DDP wrapper, and so
     the group, alive (a 2-process ``knn_eval.py`` aborted so in CI): they are collected first.
+    The caller must hold no reference to the Runner (the tools ``del`` theirs).
     """
     if dist.is_available() and dist.is_initialized():
         gc.collect()

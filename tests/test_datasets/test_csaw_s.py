@@ -139,8 +139,8 @@ def test_every_problem_is_refused_at_once_or_collected_by_the_checks(tree):
     with pytest.raises(DataProblems) as info:
         CSAWSDataset(str(root), split='trainval')
     message = str(info.value)
-    assert message.startswith(f'3 problems in the CSAW-S folders "{root / "anonymized_dataset"}" '
-                              f'and "{root / "anonymized_dataset"}"; expected none')
+    assert message.startswith(f'3 problems in the CSAW-S folder "{root / "anonymized_dataset"}"; '
+                              'expected none')
     for path in (files['train_masks'][3], files['train_masks'][2], stray):
         assert f'"{path}"' in message
     # What tools/check_dataset.py does: the problems collected, the other screenings read.
@@ -151,3 +151,12 @@ def test_every_problem_is_refused_at_once_or_collected_by_the_checks(tree):
     paths = {dataset.get_data_info(i)['img_path'] for i in range(len(dataset))}
     assert paths == set(files['train_images']) - {files['train_images'][2],
                                                   files['train_images'][3]}
+    # Nothing paired: the checks say so, not that the folder holds no screenings.
+    for mask in files['train_masks']:
+        if os.path.exists(mask):
+            os.remove(mask)
+    folder = root / 'anonymized_dataset'
+    with collect_problems(), pytest.raises(ValueError) as info:
+        CSAWSDataset(str(root), split='trainval')
+    assert str(info.value) == (f'CSAWSDataset (split "trainval"): no screening of "{folder}" '
+                               f'has its cancer annotation in "{folder}".')

@@ -8,6 +8,7 @@ import pytest
 from mmcv.transforms import LoadImageFromFile
 
 from medtrans.datasets import ISIC2018Task1Dataset, LoadBinaryMask, LoadImageStrict, split_ids
+from medtrans.datasets.utils import collect_problems
 from medtrans.registry import DATASETS
 from medtrans.setup_env import register_all_modules
 from medtrans.testing import make_synthetic_isic2018
@@ -231,6 +232,27 @@ def test_mask_without_image_names_both_paths(synthetic_root, tmp_path):
     image = root / TRAIN_IN / 'ISIC_0000007.jpg'
     mask = root / TRAIN_GT / 'ISIC_0000007_segmentation.png'
     assert f'mask "{mask}" has no image; expected "{image}"' in str(err.value)
+
+
+def test_unpaired_files_found_by_the_checks_leave_no_split_record(synthetic_root, tmp_path):
+    # Within collect_problems (check_dataset) the split is of the paired images only: it is not
+    # written as the record that training would then refuse, nor checked against one.
+    root = _copy_layout(synthetic_root, tmp_path / 'data')
+    record = tmp_path / 'split.json'
+    os.remove(root / TRAIN_GT / 'ISIC_0000007_segmentation.png')
+    with collect_problems() as found:
+        dataset = ISIC2018Task1Dataset(data_root=str(root), split='train',
+                                       split_file=str(record))
+    assert len(found) == 1 and not record.exists() and len(dataset) > 0
+    for mask in (root / TRAIN_GT).glob('*_segmentation.png'):
+        os.remove(mask)
+    with collect_problems() as found, pytest.raises(ValueError) as err:
+        ISIC2018Task1Dataset(data_root=str(root), split='train', split_file=str(record))
+    assert str(err.value) == (f'ISIC2018Task1Dataset (split "train"): no image of '
+                              f'"{root / TRAIN_IN}" has its mask in "{root / TRAIN_GT}".')
+    # Without problems the record is written.
+    ISIC2018Task1Dataset(data_root=str(synthetic_root), split='train', split_file=str(record))
+    assert record.exists()
 
 
 def test_misnamed_mask_is_refused(synthetic_root, tmp_path):

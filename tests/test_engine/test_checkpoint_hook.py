@@ -62,7 +62,8 @@ class _Killed(BaseException):
     pass
 
 
-def test_a_run_killed_before_removing_the_old_checkpoint_removes_it_when_resumed(tmp_path):
+def test_a_run_killed_before_removing_the_old_checkpoint_removes_it_when_resumed(
+        tmp_path, monkeypatch):
     logger = MMLogger.get_instance('test_checkpoint_hook_killed')
     runner = _Runner(work_dir=str(tmp_path), present_while_writing=[], written_info={},
                      message_hub=MessageHub('hub-killed'), logger=logger)
@@ -78,13 +79,18 @@ def test_a_run_killed_before_removing_the_old_checkpoint_removes_it_when_resumed
         hook._save_checkpoint_with_step(runner, 2, dict(epoch=0, iter=2))
     assert sorted(runner._checkpoints()) == ['iter_1.pth', 'iter_2.pth']
 
+    # A run resumed from iter_2.pth that keeps every checkpoint removes none.
+    keeping = _Runner(work_dir=str(tmp_path), logger=logger, message_hub=MessageHub(
+        'hub-keeping', runtime_info=copy.deepcopy(runner.written_info['iter_2.pth'])))
+    CrashSafeCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=-1).before_train(keeping)
+    assert sorted(runner._checkpoints()) == ['iter_1.pth', 'iter_2.pth']
     # Resumed from iter_2.pth: its message hub as it was written.
     resumed = _Runner(work_dir=str(tmp_path), present_while_writing=[], written_info={},
                       message_hub=MessageHub('hub-resumed',
                                              runtime_info=runner.written_info['iter_2.pth']),
                       logger=logger)
     messages = []
-    logger.info = messages.append
+    monkeypatch.setattr(logger, 'info', messages.append)
     hook = CrashSafeCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=1)
     hook.before_train(resumed)
     assert runner._checkpoints() == ['iter_2.pth']

@@ -29,9 +29,10 @@ class CrashSafeCheckpointHook(CheckpointHook):
     log. Everything else is MMEngine's.
     """
 
-    #: Message hub key of the checkpoint that a save removes once it is written; saved in the
-    #: new checkpoint, so that a run killed in between removes it when resumed.
-    STALE_KEY = 'stale_checkpoint'
+    #: Message hub key of the step whose checkpoint a save removes once it is written; saved
+    #: in the new checkpoint, so that a run killed in between removes it when resumed (unless
+    #: the resumed run keeps every checkpoint, ``max_keep_ckpts <= 0``).
+    STALE_KEY = 'stale_ckpt_id'
 
     def before_run(self, runner) -> None:
         runner.logger.addFilter(not_file_client_notice)
@@ -40,7 +41,8 @@ class CrashSafeCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         super().before_train(runner)
         stale = runner.message_hub.get_info(self.STALE_KEY)
-        if stale is not None:  # resumed from a checkpoint written just before a kill
+        # Resumed from a checkpoint written just before a kill.
+        if stale is not None and self.max_keep_ckpts > 0:
             path = self._remove_checkpoint(stale)
             if path is not None:
                 runner.logger.info(f'Removed {path}: the interrupted run wrote the checkpoint '
@@ -65,7 +67,8 @@ class CrashSafeCheckpointHook(CheckpointHook):
             runner.message_hub.update_info(self.STALE_KEY, None)
 
     def _remove_checkpoint(self, step: int):
-        """Remove the checkpoint of ``step`` (main process); its path, or None if absent."""
+        """Remove the checkpoint of ``step`` (main process only); its path, or None where
+        nothing was removed (absent, or another process)."""
         path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
         if not is_main_process():
             return None
