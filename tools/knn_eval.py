@@ -11,13 +11,20 @@ message.
 """
 import argparse
 
-from medtrans.apis.cli import (
+from medtrans.apis import (
     ToolRun,
     add_config_args,
     add_debug_arg,
     add_launcher_args,
+    check_before_run,
+    close_distributed,
+    enable_predictions_csv,
+    knn_evaluate,
     load_config,
+    prepare_knn_config,
     retarget_options,
+    set_batch_size,
+    use_first_batches,
 )
 
 
@@ -50,16 +57,6 @@ def parse_args():
 def main():
     args = parse_args()
     with ToolRun(args) as run:
-        from medtrans.apis import (
-            check_before_run,
-            close_distributed,
-            enable_predictions_csv,
-            knn_evaluate,
-            prepare_knn_config,
-            set_batch_size,
-            use_first_batches,
-        )
-
         cfg = load_config(args.config, args.cfg_options, args.local_rank,
                           **retarget_options(args))
         prepare_knn_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,

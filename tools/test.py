@@ -7,13 +7,24 @@ ends with a summary: the metrics, and where they, the split records and the outp
 """
 import argparse
 
-from medtrans.apis.cli import (
+from medtrans.apis import (
     ToolRun,
     add_config_args,
     add_debug_arg,
     add_launcher_args,
+    build_runner,
+    check_before_run,
+    close_distributed,
+    enable_mask_export,
+    enable_predictions_csv,
+    enable_show_dir,
     load_config,
+    prepare_config,
+    read_only_tested_split,
     retarget_options,
+    set_batch_size,
+    test_summary,
+    use_first_batches,
 )
 
 
@@ -42,20 +53,6 @@ def parse_args():
 def main():
     args = parse_args()
     with ToolRun(args) as run:
-        from medtrans.apis import (
-            build_runner,
-            check_before_run,
-            close_distributed,
-            enable_mask_export,
-            enable_predictions_csv,
-            enable_show_dir,
-            prepare_config,
-            read_only_tested_split,
-            set_batch_size,
-            test_summary,
-            use_first_batches,
-        )
-
         cfg = load_config(args.config, args.cfg_options, args.local_rank,
                           **retarget_options(args))
         prepare_config(cfg, args.config, work_dir=args.work_dir, launcher=args.launcher,

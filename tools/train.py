@@ -6,12 +6,17 @@ the traceback).
 """
 import argparse
 
-from medtrans.apis.cli import (
+from medtrans.apis import (
     ToolRun,
     add_config_args,
     add_debug_arg,
     add_launcher_args,
+    build_runner,
+    check_before_run,
+    check_work_dir,
+    close_distributed,
     load_config,
+    prepare_config,
     retarget_options,
 )
 
@@ -62,14 +67,6 @@ def parse_args():
 def main():
     args = parse_args()
     with ToolRun(args) as run:
-        from medtrans.apis import (
-            build_runner,
-            check_before_run,
-            check_work_dir,
-            close_distributed,
-            prepare_config,
-        )
-
         cfg = load_config(args.config, args.cfg_options, args.local_rank,
                           **retarget_options(args))
         resume = True if args.resume == 'auto' else (args.resume or False)
