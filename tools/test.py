@@ -74,13 +74,19 @@ def main():
             enable_mask_export(cfg, args.out_dir)
             outputs['Masks'] = args.out_dir
         try:
-            runner = build_runner(cfg)
-            run.started(cfg)
-            metrics = runner.test()
-            runner.logger.info(test_summary(runner, metrics, outputs))
-            del runner  # its DDP wrapper holds the process group (see close_distributed)
+            run_testing(cfg, run, outputs)
         finally:
             close_distributed()
+
+
+def run_testing(cfg, run: ToolRun, outputs: dict) -> None:
+    """Build the Runner, test and log the summary: inside a function, so that no variable of
+    ``main`` holds the Runner, whose DDP wrapper holds the process group (see
+    ``close_distributed``)."""
+    runner = build_runner(cfg)
+    run.started(cfg)
+    metrics = runner.test()
+    runner.logger.info(test_summary(runner, metrics, outputs))
 
 
 if __name__ == '__main__':

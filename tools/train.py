@@ -77,12 +77,17 @@ def main():
         check_work_dir(cfg)
         check_before_run(cfg, 'train', checkpoint=resume if isinstance(resume, str) else None)
         try:
-            runner = build_runner(cfg)
-            run.started(cfg)
-            runner.train()
-            del runner  # its DDP wrapper holds the process group (see close_distributed)
+            run_training(cfg, run)
         finally:
             close_distributed()
+
+
+def run_training(cfg, run: ToolRun) -> None:
+    """Build the Runner and train: inside a function, so that no variable of ``main`` holds the
+    Runner, whose DDP wrapper holds the process group (see ``close_distributed``)."""
+    runner = build_runner(cfg)
+    run.started(cfg)
+    runner.train()
 
 
 if __name__ == '__main__':

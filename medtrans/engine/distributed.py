@@ -9,6 +9,9 @@ code, so that torchrun, Slurm and Open MPI all work) makes MMEngine skip its own
 import contextlib
 import gc
 import os
+import sys
+import traceback
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -67,8 +70,23 @@ def close_distributed() -> None:
     active exception", pytorch/pytorch#179291): gloo's threads still hold tensors. Destroying
     it is not enough while a finished Runner's reference cycles keep its DDP wrapper, and so
     the group, alive (a 2-process ``knn_eval.py`` aborted so in CI): they are collected first.
-    The caller must hold no reference to the Runner (the tools ``del`` theirs).
+    Called in a ``finally`` while a run's exception propagates, it first clears the local
+    variables of the finished frames of that exception's traceback, which hold the Runner too
+    (the traceback still prints; its frames no longer show their variables). The caller must
+    hold no reference to the Runner itself: the tools build and run it inside a function.
     """
     if dist.is_available() and dist.is_initialized():
+        _clear_finished_frames(sys.exc_info()[1])
         gc.collect()
         dist.destroy_process_group()
+
+
+def _clear_finished_frames(error: Optional[BaseException]) -> None:
+    """Clear the local variables of the finished frames of ``error``'s traceback, and of the
+    exceptions it was raised from or during (``traceback.clear_frames`` skips the frames still
+    running: the ``finally`` that calls this and those above it)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__

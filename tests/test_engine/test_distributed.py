@@ -79,36 +79,51 @@ from medtrans.engine.distributed import close_distributed
 
 
 class Linear(BaseModel):
-    def __init__(self):
+    def __init__(self, fail_at):
         super().__init__()
         self.linear = nn.Linear(2, 1)
+        self.fail_at, self.steps = fail_at, 0
 
     def forward(self, inputs, mode='tensor'):
+        self.steps += 1
+        if self.steps == self.fail_at:
+            raise RuntimeError('the run fails')
         return dict(loss=self.linear(torch.stack(inputs)).sum())
 
 
-runner = MedtransRunner(
-    model=Linear(), work_dir=sys.argv[1], launcher='pytorch',
-    train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
-                          sampler=dict(type='DefaultSampler')),
-    train_cfg=dict(by_epoch=False, max_iters=2), optim_wrapper=dict(optimizer=dict(
-        type='SGD', lr=0.1)))
-runner.train()  # its loop holds the runner: a reference cycle
-del runner
-close_distributed()
-print(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
+def train(work_dir, fail_at):  # as the tools run it: no variable of theirs holds the Runner
+    runner = MedtransRunner(
+        model=Linear(fail_at), work_dir=work_dir, launcher='pytorch',
+        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+                              sampler=dict(type='DefaultSampler')),
+        train_cfg=dict(by_epoch=False, max_iters=2), optim_wrapper=dict(optimizer=dict(
+            type='SGD', lr=0.1)))
+    runner.train()  # its loop holds the runner: a reference cycle
+
+
+try:
+    train(sys.argv[1], fail_at=int(sys.argv[2]))
+finally:
+    close_distributed()
+    print(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
 '''
 
 
 def test_closing_frees_the_wrapper_that_holds_the_group(free_port, tmp_path):
-    """A finished Runner's DDP wrapper, kept alive by reference cycles, would hold the process
-    group until interpreter exit, where gloo can abort (see ``close_distributed``)."""
+    """A finished or failed Runner's DDP wrapper, kept alive by reference cycles or by the
+    exception's traceback, would hold the process group until interpreter exit, where gloo can
+    abort (see ``close_distributed``)."""
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if not k.startswith(('MASTER_', 'RANK', 'WORLD_'))}
     env.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
                MASTER_PORT=str(free_port), CUDA_VISIBLE_DEVICES='')
-    result = subprocess.run([sys.executable, '-c', _CLOSE_SCRIPT, str(tmp_path)], env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[-1] == '0'
+    # A run that ends, and one that fails at its second step: then the frames of the
+    # propagating exception's traceback hold the Runner too.
+    for fail_at, returncode in ((0, 0), (2, 1)):
+        result = subprocess.run(
+            [sys.executable, '-c', _CLOSE_SCRIPT, str(tmp_path / str(fail_at)), str(fail_at)],
+            env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == returncode, result.stderr[-3000:]
+        assert result.stdout.splitlines()[-1] == '0', (fail_at, result.stderr[-3000:])
+        assert ('RuntimeError: the run fails' in result.stderr) == bool(fail_at)
