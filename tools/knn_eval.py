@@ -17,7 +17,7 @@ from medtrans.apis import (
     add_debug_arg,
     add_launcher_args,
     check_before_run,
-    close_distributed,
+    closing_process_group,
     enable_predictions_csv,
     knn_evaluate,
     load_config,
@@ -73,10 +73,8 @@ def main():
         if args.out:
             enable_predictions_csv(cfg, args.out)
         run.started(cfg)
-        try:
+        with closing_process_group():
             knn_evaluate(cfg, args.checkpoint)
-        finally:
-            close_distributed()
 
 
 if __name__ == '__main__':

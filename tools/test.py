@@ -14,7 +14,7 @@ from medtrans.apis import (
     add_launcher_args,
     build_runner,
     check_before_run,
-    close_distributed,
+    closing_process_group,
     enable_mask_export,
     enable_predictions_csv,
     enable_show_dir,
@@ -73,10 +73,8 @@ def main():
         if args.out_dir:
             enable_mask_export(cfg, args.out_dir)
             outputs['Masks'] = args.out_dir
-        try:
+        with closing_process_group():
             run_testing(cfg, run, outputs)
-        finally:
-            close_distributed()
 
 
 def run_testing(cfg, run: ToolRun, outputs: dict) -> None:

@@ -14,7 +14,7 @@ from medtrans.apis import (
     build_runner,
     check_before_run,
     check_work_dir,
-    close_distributed,
+    closing_process_group,
     load_config,
     prepare_config,
     retarget_options,
@@ -76,15 +76,13 @@ def main():
                        batch_size=args.batch_size, vis_backends=args.vis_backend)
         check_work_dir(cfg)
         check_before_run(cfg, 'train', checkpoint=resume if isinstance(resume, str) else None)
-        try:
+        with closing_process_group():
             run_training(cfg, run)
-        finally:
-            close_distributed()
 
 
 def run_training(cfg, run: ToolRun) -> None:
     """Build the Runner and train: inside a function, so that no variable of ``main`` holds the
-    Runner, whose DDP wrapper holds the process group (see ``close_distributed``)."""
+    Runner, whose DDP wrapper holds the process group (see ``closing_process_group``)."""
     runner = build_runner(cfg)
     run.started(cfg)
     runner.train()

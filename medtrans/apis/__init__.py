@@ -1,4 +1,4 @@
-from medtrans.engine.distributed import close_distributed
+from medtrans.engine.distributed import closing_process_group
 
 from .cli import (
     ToolRun,
@@ -39,7 +39,7 @@ from .test_outputs import (
 )
 
 __all__ = [
-    'prepare_config', 'build_runner', 'enable_show_dir', 'close_distributed', 'check_work_dir',
+    'prepare_config', 'build_runner', 'enable_show_dir', 'closing_process_group', 'check_work_dir',
     'add_config_args', 'add_launcher_args', 'load_config', 'enable_predictions_csv',
     'enable_mask_export', 'prepare_knn_config', 'is_runner_checkpoint', 'knn_evaluate',
     'export_backbone', 'read_only_tested_split', 'retarget', 'retarget_options', 'check_overrides',

@@ -9,14 +9,16 @@ code, so that torchrun, Slurm and Open MPI all work) makes MMEngine skip its own
 import contextlib
 import gc
 import os
-import sys
 import traceback
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
 
-__all__ = ['use_cpu_distributed', 'init_cpu_distributed', 'export_local_rank', 'close_distributed']
+__all__ = [
+    'use_cpu_distributed', 'init_cpu_distributed', 'export_local_rank', 'close_distributed',
+    'closing_process_group'
+]
 
 
 def use_cpu_distributed(launcher: str) -> bool:
@@ -63,30 +65,53 @@ def export_local_rank(launcher: str) -> None:
         os.environ.setdefault('LOCAL_RANK', os.environ['OMPI_COMM_WORLD_LOCAL_RANK'])
 
 
-def close_distributed() -> None:
+def close_distributed(error: Optional[BaseException] = None) -> None:
     """Destroy the process group while the interpreter is fully alive.
 
     A group destroyed at interpreter exit can abort the process ("terminate called without an
     active exception", pytorch/pytorch#179291): gloo's threads still hold tensors. Destroying
     it is not enough while a finished Runner's reference cycles keep its DDP wrapper, and so
     the group, alive (a 2-process ``knn_eval.py`` aborted so in CI): they are collected first.
-    Called in a ``finally`` while a run's exception propagates, it first clears the local
-    variables of the finished frames of that exception's traceback, which hold the Runner too
-    (the traceback still prints; its frames no longer show their variables). The caller must
-    hold no reference to the Runner itself: the tools build and run it inside a function.
+    Where the run failed with ``error``, the finished frames of its traceback hold the Runner
+    too: their local variables are cleared first (the traceback still prints; a post-mortem
+    debugger sees those frames without their variables). The caller must hold no reference to
+    the Runner itself; :func:`closing_process_group` is the way the tools call this.
     """
     if dist.is_available() and dist.is_initialized():
-        _clear_finished_frames(sys.exc_info()[1])
+        if error is not None:
+            _clear_finished_frames(error)
         gc.collect()
         dist.destroy_process_group()
 
 
-def _clear_finished_frames(error: Optional[BaseException]) -> None:
-    """Clear the local variables of the finished frames of ``error``'s traceback, and of the
-    exceptions it was raised from or during (``traceback.clear_frames`` skips the frames still
-    running: the ``finally`` that calls this and those above it)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
+@contextlib.contextmanager
+def closing_process_group() -> Iterator[None]:
+    """Run the block, then :func:`close_distributed`, with the block's exception if it raised.
+
+    The Runner must be built and run inside a function called in the block, so that it is held
+    only by that function's frame, gone or finished when the block ends::
+
+        with closing_process_group():
+            run_training(cfg)
+    """
+    try:
+        yield
+    except BaseException as error:
+        close_distributed(error)
+        raise
+    close_distributed()
+
+
+def _clear_finished_frames(error: BaseException) -> None:
+    """Clear the local variables of the finished frames of ``error``'s traceback and of the
+    exceptions linked to it (cause, context, an exception group's members).
+    ``traceback.clear_frames`` skips the frames still running."""
+    seen, pending = set(), [error]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
         seen.add(id(error))
         traceback.clear_frames(error.__traceback__)
-        error = error.__cause__ or error.__context__
+        pending += [error.__cause__, error.__context__,
+                    *getattr(error, 'exceptions', ())]

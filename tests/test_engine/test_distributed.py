@@ -75,7 +75,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from medtrans.engine import MedtransRunner
-from medtrans.engine.distributed import close_distributed
+from medtrans.engine.distributed import closing_process_group
 
 
 class Linear(BaseModel):
@@ -102,17 +102,17 @@ def train(work_dir, fail_at):  # as the tools run it: no variable of theirs hold
 
 
 try:
-    train(sys.argv[1], fail_at=int(sys.argv[2]))
+    with closing_process_group():
+        train(sys.argv[1], fail_at=int(sys.argv[2]))
 finally:
-    close_distributed()
     print(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
 '''
 
 
 def test_closing_frees_the_wrapper_that_holds_the_group(free_port, tmp_path):
     """A finished or failed Runner's DDP wrapper, kept alive by reference cycles or by the
-    exception's traceback, would hold the process group until interpreter exit, where gloo can
-    abort (see ``close_distributed``)."""
+    exception's traceback, is freed by ``closing_process_group`` before the process group goes
+    (else the group lives to interpreter exit, where gloo can abort: ``close_distributed``)."""
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if not k.startswith(('MASTER_', 'RANK', 'WORLD_'))}
